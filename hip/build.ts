@@ -1,0 +1,217 @@
+#!/usr/bin/env bun
+// hip/build.ts: `bun run build`. Builds one shared library per toolchain found into lib/:
+//   lib/libtopk_sigmoid_host.so           always (g++ / c++): host backend, GPU entry points report "not built"
+//   lib/libtopk_sigmoid_host_sanitize.so  with --sanitize: the same under ASan + UBSan (for the test build)
+//   lib/libtopk_sigmoid_cuda.so           when nvcc is on PATH (or CUDA_HOME): host + CUDA kernels, sm_80 / sm_90
+//   lib/libtopk_sigmoid_hip.so            when hipcc is on PATH: host + HIP kernels for the gfx9 targets the
+//                                         toolchain knows, plus their ISA text in lib/isa/ for the DPP check
+// Flags: --werror (also TOPK_SIGMOID_WERROR=1 or CI=true), --sanitize, --only host,cuda,hip,sanitize,
+//        --cuda-arch 80,90 (default), --verbose.
+import { existsSync, mkdirSync, rmSync } from "node:fs";
+import { dirname, join } from "node:path";
+
+const root = join(import.meta.dir, "..");
+const hipDir = join(root, "hip");
+const libDir = join(root, "lib");
+const isaDir = join(libDir, "isa");
+
+const args = process.argv.slice(2);
+const flag = (name: string) => args.includes(name);
+const option = (name: string): string | undefined => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+const werror = flag("--werror") || process.env.TOPK_SIGMOID_WERROR === "1" || process.env.CI === "true";
+const verbose = flag("--verbose");
+const only = option("--only")?.split(",");
+const wants = (variant: string) => (only ? only.includes(variant) : variant !== "sanitize" || flag("--sanitize"));
+
+const hostSources = ["status.cpp", "host_pool.cpp", "host_backend.cpp"].map((f) => join(hipDir, f));
+const gpuSource = join(hipDir, "device_backend.hip");
+const noGpuSource = join(hipDir, "device_none.cpp");
+
+// Same-bits rule: no contraction of a*b+c into fma anywhere, no fast-math.
+const commonCxx = ["-std=c++17", "-fPIC", "-fvisibility=hidden", "-ffp-contract=off", "-fno-fast-math", "-I", hipDir];
+const warnings = ["-Wall", "-Wextra", "-Wshadow", "-Wno-unused-parameter", ...(werror ? ["-Werror"] : [])];
+
+function which(tool: string): string | undefined {
+  const found = Bun.which(tool);
+  if (found) return found;
+  if (tool === "nvcc") {
+    for (const home of [process.env.CUDA_HOME, process.env.CUDA_PATH, "/usr/local/cuda"]) {
+      if (home && existsSync(join(home, "bin", "nvcc"))) return join(home, "bin", "nvcc");
+    }
+  }
+  return undefined;
+}
+
+function run(cmd: string[], env: Record<string, string> = {}): { ok: boolean; output: string } {
+  if (verbose) console.log(`  $ ${cmd.join(" ")}`);
+  const proc = Bun.spawnSync(cmd, { cwd: root, env: { ...process.env, ...env }, stdout: "pipe", stderr: "pipe" });
+  const output = `${proc.stdout.toString()}${proc.stderr.toString()}`.trim();
+  return { ok: proc.exitCode === 0, output };
+}
+
+function must(step: string, cmd: string[], env: Record<string, string> = {}): void {
+  const { ok, output } = run(cmd, env);
+  if (output && (verbose || !ok)) console.log(output);
+  if (!ok) {
+    console.error(`build: ${step} failed`);
+    process.exit(1);
+  }
+}
+
+function cpuHasFma(): boolean {
+  try {
+    return /\bfma\b/.test(require("node:fs").readFileSync("/proc/cpuinfo", "utf8"));
+  } catch {
+    return false;
+  }
+}
+
+function buildHost(name: string, extra: string[], linkExtra: string[] = []): void {
+  const cxx = process.env.CXX ?? which("g++") ?? which("c++") ?? which("clang++");
+  if (!cxx) {
+    console.error("build: no C++ compiler (g++, c++ or clang++) on PATH; install one (Debian: apt-get install g++)");
+    process.exit(1);
+  }
+  const out = join(libDir, name);
+  // The library runs where it is built, so use the CPU's fma unit when it has one; fmaf is a
+  // single rounding either way, so the bits do not change.
+  const arch = cpuHasFma() && process.arch === "x64" ? ["-mfma"] : [];
+  must(`host library ${name}`, [
+    cxx,
+    ...commonCxx,
+    ...warnings,
+    ...arch,
+    ...extra,
+    "-shared",
+    "-o",
+    out,
+    ...hostSources,
+    noGpuSource,
+    "-pthread",
+    ...linkExtra,
+  ]);
+  console.log(`build: ${out.replace(`${root}/`, "")}`);
+}
+
+function buildCuda(nvcc: string): void {
+  const archs = (option("--cuda-arch") ?? process.env.TOPK_SIGMOID_CUDA_ARCH ?? "80,90").split(",");
+  const gencode = archs.flatMap((a) => ["-gencode", `arch=compute_${a},code=sm_${a}`]);
+  const out = join(libDir, "libtopk_sigmoid_cuda.so");
+  const objDir = join(libDir, "obj-cuda");
+  mkdirSync(objDir, { recursive: true });
+  const hostFlags = [...commonCxx, ...warnings].join(",");
+  // --fmad=false: never contract; -ftz=false, -prec-div=true, -prec-sqrt=true are the defaults
+  // but spelled out because the sigmoid's bits depend on them.
+  const nvccFlags = [
+    "-std=c++17",
+    "-O3",
+    "--fmad=false",
+    "-ftz=false",
+    "-prec-div=true",
+    "-prec-sqrt=true",
+    "-Xcompiler",
+    hostFlags,
+    ...(werror ? ["-Werror", "all-warnings"] : []),
+    ...gencode,
+  ];
+  const gpuObj = join(objDir, "device_backend.o");
+  must("CUDA kernels", [nvcc, ...nvccFlags, "-x", "cu", "-c", gpuSource, "-o", gpuObj]);
+  const hostObjs = hostSources.map((src) => {
+    const obj = join(objDir, `${src.split("/").pop()}.o`);
+    must(`host object ${src}`, [nvcc, ...nvccFlags, "-x", "c++", "-c", src, "-o", obj]);
+    return obj;
+  });
+  must("CUDA library link", [
+    nvcc,
+    "-shared",
+    "-cudart",
+    "static",
+    ...gencode,
+    "-o",
+    out,
+    gpuObj,
+    ...hostObjs,
+    "-Xlinker",
+    "-lpthread",
+  ]);
+  rmSync(objDir, { recursive: true, force: true });
+  console.log(`build: ${out.replace(`${root}/`, "")} (${archs.map((a) => `sm_${a}`).join(", ")})`);
+}
+
+function hipTargets(hipcc: string): string[] {
+  const wanted = (process.env.TOPK_SIGMOID_HIP_ARCH ?? "gfx90a,gfx940,gfx942,gfx950").split(",");
+  // Detect which targets this clang knows rather than assume (Debian's hipcc 5.2 stops at gfx940).
+  return wanted.filter(
+    (arch) =>
+      run([hipcc, `--offload-arch=${arch}`, "--cuda-device-only", "-x", "hip", "-c", "/dev/null", "-o", "/dev/null"], {
+        HIP_PLATFORM: "amd",
+      }).ok,
+  );
+}
+
+function buildHip(hipcc: string): void {
+  const targets = hipTargets(hipcc);
+  if (targets.length === 0) {
+    console.log(`build: skip hip: ${hipcc} knows none of the gfx9 targets`);
+    return;
+  }
+  const env = { HIP_PLATFORM: "amd" };
+  const out = join(libDir, "libtopk_sigmoid_hip.so");
+  const flags = [
+    ...commonCxx,
+    ...warnings,
+    "-O3",
+    "-Wno-unused-command-line-argument",
+    ...targets.map((t) => `--offload-arch=${t}`),
+  ];
+  must("HIP library", [hipcc, ...flags, "-shared", "-o", out, "-x", "hip", gpuSource, "-x", "c++", ...hostSources], env);
+  // Device assembly per target, for the ISA checks (DPP steps present, no spills).
+  mkdirSync(isaDir, { recursive: true });
+  for (const t of targets) {
+    const isa = join(isaDir, `device_backend-${t}.s`);
+    must(
+      `HIP ISA ${t}`,
+      [
+        hipcc,
+        ...commonCxx,
+        ...warnings,
+        "-O3",
+        "-Wno-unused-command-line-argument",
+        `--offload-arch=${t}`,
+        "--cuda-device-only",
+        "-S",
+        "-x",
+        "hip",
+        gpuSource,
+        "-o",
+        isa,
+      ],
+      env,
+    );
+  }
+  console.log(`build: ${out.replace(`${root}/`, "")} (${targets.join(", ")}; ISA in lib/isa/)`);
+}
+
+mkdirSync(libDir, { recursive: true });
+mkdirSync(dirname(isaDir), { recursive: true });
+if (wants("host")) buildHost("libtopk_sigmoid_host.so", ["-O3"]);
+if (wants("sanitize")) {
+  buildHost(
+    "libtopk_sigmoid_host_sanitize.so",
+    ["-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer", "-DTS_SANITIZE=1"],
+    ["-fsanitize=address,undefined"],
+  );
+}
+if (wants("cuda")) {
+  const nvcc = which("nvcc");
+  if (nvcc) buildCuda(nvcc);
+  else console.log("build: skip cuda: nvcc not found (set CUDA_HOME or put nvcc on PATH)");
+}
+if (wants("hip")) {
+  const hipcc = which("hipcc");
+  if (hipcc) buildHip(hipcc);
+  else console.log("build: skip hip: hipcc not found (Debian: apt-get install hipcc libamdhip64-dev)");
+}

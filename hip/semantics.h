@@ -1,0 +1,151 @@
+// semantics.h: the one definition of the routing arithmetic, compiled for host and device alike.
+//
+// Every backend (host C++, CUDA, HIP) includes this file, so the bits they produce agree:
+//  - the sigmoid is built from IEEE basic operations only (fma, add, mul, div, each rounded once,
+//    never contracted, no fast-math exp), so the host and every GPU compute the same float;
+//  - ranking keys are packed, orderable integers: (value, index) in one word whose unsigned
+//    order is exactly the routing order (higher value first, lower index on ties, NaN last,
+//    NaNs by index, -0 == +0), so "pick the best" is a plain unsigned max on every backend.
+#ifndef TOPK_SIGMOID_SEMANTICS_H
+#define TOPK_SIGMOID_SEMANTICS_H
+
+#include <stdint.h>
+
+#if defined(__CUDACC__) || defined(__HIPCC__)
+#define TS_HD __host__ __device__ __forceinline__
+#else
+#define TS_HD static inline
+#endif
+
+// Explicitly rounded IEEE operations. On nvcc the __f*_rn intrinsics are never fused; elsewhere
+// the build passes -ffp-contract=off and these are plain operators (and fmaf, a single rounding).
+#if defined(__CUDA_ARCH__)
+#define TS_FMA(a, b, c) __fmaf_rn((a), (b), (c))
+#define TS_ADD(a, b) __fadd_rn((a), (b))
+#define TS_MUL(a, b) __fmul_rn((a), (b))
+#define TS_DIV(a, b) __fdiv_rn((a), (b))
+#else
+#define TS_FMA(a, b, c) __builtin_fmaf((a), (b), (c))
+#define TS_ADD(a, b) ((a) + (b))
+#define TS_MUL(a, b) ((a) * (b))
+#define TS_DIV(a, b) ((a) / (b))
+#endif
+
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#endif
+
+TS_HD uint32_t ts_float_bits(float f) {
+  uint32_t u;
+  __builtin_memcpy(&u, &f, sizeof u);
+  return u;
+}
+
+TS_HD float ts_bits_float(uint32_t u) {
+  float f;
+  __builtin_memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+TS_HD bool ts_isnan(float f) { return (ts_float_bits(f) & 0x7fffffffu) > 0x7f800000u; }
+
+// 2^n for n in [-126, 127], built from the exponent field.
+TS_HD float ts_pow2i(int n) { return ts_bits_float((uint32_t)(n + 127) << 23); }
+
+// e^t for t <= 0 (not NaN). Cody-Waite reduction t = n ln2 + r, |r| <= ln2/2, degree-6
+// polynomial, then scaling by 2^n in two steps so that results down to the subnormal range
+// round once per step, identically everywhere.
+TS_HD float ts_exp_nonpositive(float t) {
+  t = t < -150.0f ? -150.0f : t;  // e^-150 underflows to 0 after scaling; clamps -inf too
+  // n = rint(t * log2 e): adding 1.5 * 2^23 rounds to an integer in round-to-nearest-even.
+  const float j = TS_ADD(TS_FMA(t, 1.44269504088896341f, 12582912.0f), -12582912.0f);
+  float r = TS_FMA(j, -0.693359375f, t);  // ln2 split: 0.693359375 - 2.12194440e-4
+  r = TS_FMA(j, 2.12194440e-4f, r);
+  float p = 1.9875691500e-4f;
+  p = TS_FMA(p, r, 1.3981999507e-3f);
+  p = TS_FMA(p, r, 8.3334519073e-3f);
+  p = TS_FMA(p, r, 4.1665795894e-2f);
+  p = TS_FMA(p, r, 1.6666665459e-1f);
+  p = TS_FMA(p, r, 5.0000001201e-1f);
+  float y = TS_FMA(p, TS_MUL(r, r), r);
+  y = TS_ADD(y, 1.0f);
+  const int n = (int)j;  // in [-217, 0]
+  const int n1 = n / 2;  // both halves in [-109, 0]: normal powers of two
+  y = TS_MUL(y, ts_pow2i(n1));
+  return TS_MUL(y, ts_pow2i(n - n1));
+}
+
+// sigmoid(x) in fp32. Evaluated on e = e^-|x| in (0, 1], so nothing overflows:
+// x >= 0: 1 / (1 + e); x < 0: e / (1 + e). NaN in, NaN out.
+TS_HD float ts_sigmoid(float x) {
+  if (ts_isnan(x)) return x;
+  const float ax = ts_bits_float(ts_float_bits(x) & 0x7fffffffu);
+  const float e = ts_exp_nonpositive(-ax);
+  const float d = TS_ADD(1.0f, e);
+  return x >= 0.0f ? TS_DIV(1.0f, d) : TS_DIV(e, d);
+}
+
+// The routed weight of a chosen expert: its score, 0 for a NaN logit.
+TS_HD float ts_weight_of_logit(float x) { return ts_isnan(x) ? 0.0f : ts_sigmoid(x); }
+
+// The ranking value with a correction bias: score + bias in fp32 (NaN logit -> NaN).
+TS_HD float ts_biased_value(float x, float bias) { return TS_ADD(ts_sigmoid(x), bias); }
+
+// Final weight: w / sum (rank-order sum, only when renormalizing and sum != 0), then * scale.
+TS_HD float ts_final_weight(float w, float sum, bool renormalize, float scale) {
+  const float v = (renormalize && sum != 0.0f) ? TS_DIV(w, sum) : w;
+  return TS_MUL(v, scale);
+}
+
+// ---- Orderable keys -------------------------------------------------------------------------
+// Unsigned order of ts_ord32(a) vs ts_ord32(b) == routing order of a vs b (NaN -> 0, the
+// bottom; -0 and +0 equal). Same for the 16-bit formats on their raw bits.
+TS_HD uint32_t ts_ord32(float f) {
+  uint32_t u = ts_float_bits(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return 0u;  // NaN
+  if ((u & 0x7fffffffu) == 0u) u = 0u;               // -0 -> +0
+  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+
+// 16-bit float bits with the given exponent-all-ones threshold (bf16: 0x7f80, fp16: 0x7c00).
+TS_HD uint32_t ts_ord16(uint32_t h, uint32_t inf_bits) {
+  h &= 0xffffu;
+  if ((h & 0x7fffu) > inf_bits) return 0u;  // NaN
+  if ((h & 0x7fffu) == 0u) h = 0u;
+  return (h & 0x8000u) ? (~h & 0xffffu) : (h | 0x8000u);
+}
+TS_HD uint32_t ts_ord_bf16(uint32_t h) { return ts_ord16(h, 0x7f80u); }
+TS_HD uint32_t ts_ord_f16(uint32_t h) { return ts_ord16(h, 0x7c00u); }
+
+// The index half of a key: larger for lower indices, never 0 (0 is the "empty" key), since
+// index <= 32767 < 0xffff.
+TS_HD uint32_t ts_index_field(uint32_t index) { return 0xffffu - index; }
+TS_HD uint32_t ts_key_index(uint32_t key_low) { return 0xffffu - (key_low & 0xffffu); }
+
+// 32-bit key: 16-bit input ranked by its own value (no bias).
+TS_HD uint32_t ts_key32(uint32_t ord16, uint32_t index) { return (ord16 << 16) | ts_index_field(index); }
+// 64-bit key: fp32 value (fp32 input, or any input with bias).
+TS_HD uint64_t ts_key64(uint32_t ord32, uint32_t index) {
+  return ((uint64_t)ord32 << 32) | ts_index_field(index);
+}
+
+// ---- Input conversion (exact) ---------------------------------------------------------------
+TS_HD float ts_bf16_to_float(uint32_t h) { return ts_bits_float((h & 0xffffu) << 16); }
+
+TS_HD float ts_f16_to_float(uint32_t h) {
+  const uint32_t sign = (h & 0x8000u) << 16;
+  const uint32_t exp = (h >> 10) & 0x1fu;
+  uint32_t man = h & 0x3ffu;
+  if (exp == 0x1fu) return ts_bits_float(sign | 0x7f800000u | (man << 13));  // inf / NaN
+  if (exp != 0u) return ts_bits_float(sign | ((exp + 112u) << 23) | (man << 13));
+  if (man == 0u) return ts_bits_float(sign);
+  // subnormal: value = man * 2^-24, exact in fp32
+  int e = -1;
+  do {
+    man <<= 1;
+    ++e;
+  } while ((man & 0x400u) == 0u);
+  return ts_bits_float(sign | ((uint32_t)(112 - e) << 23) | ((man & 0x3ffu) << 13));
+}
+
+#endif  // TOPK_SIGMOID_SEMANTICS_H
