@@ -15,7 +15,10 @@ export const RouterConfigSchema = z
     dtype: z.enum(["f32", "f16", "bf16"]).default("f32"),
     /** Optional fp32 correction bias, one per expert: ranks by sigmoid(x) + bias, weights exclude it. */
     bias: z
-      .union([z.instanceof(Float32Array), z.array(z.number())])
+      .union([
+        z.custom<Float32Array>((v) => v instanceof Float32Array, { message: "bias must be a Float32Array or number[]" }),
+        z.array(z.number()),
+      ])
       .optional()
       .transform((b) => (b === undefined ? undefined : Float32Array.from(b))),
     /** Divide the k weights by their sum (rank order) before scaling. */

@@ -4,7 +4,7 @@
 import type { Pointer } from "bun:ffi";
 import { DisposedError, ValidationError } from "../ffi/errors.ts";
 import { check, native } from "../ffi/library.ts";
-import { backendName, type BackendName, Vendor } from "../ffi/status.ts";
+import { type BackendName, backendName, Vendor } from "../ffi/status.ts";
 
 /** A stream handle for the native calls: a Stream, or null for the device's default stream. */
 export type StreamLike = Stream | null | undefined;
@@ -132,7 +132,9 @@ export class DeviceBuffer {
     if (data.byteLength > this.bytes)
       throw new ValidationError(`upload: ${data.byteLength} bytes do not fit in a ${this.bytes}-byte DeviceBuffer`);
     if (data.byteLength === 0) return;
-    check(native().symbols.topk_sigmoid_copy_to_device(this.pointer, bytesOf(data), data.byteLength, streamHandle(stream)));
+    check(
+      native().symbols.topk_sigmoid_copy_to_device(this.pointer, bytesOf(data), data.byteLength, streamHandle(stream)),
+    );
   }
 
   /** Copies the start of this buffer into `into`; returns when the copy is done. */
@@ -140,7 +142,9 @@ export class DeviceBuffer {
     if (into.byteLength > this.bytes)
       throw new ValidationError(`download: ${into.byteLength} bytes exceed the ${this.bytes}-byte DeviceBuffer`);
     if (into.byteLength > 0)
-      check(native().symbols.topk_sigmoid_copy_to_host(bytesOf(into), this.pointer, into.byteLength, streamHandle(stream)));
+      check(
+        native().symbols.topk_sigmoid_copy_to_host(bytesOf(into), this.pointer, into.byteLength, streamHandle(stream)),
+      );
     return into;
   }
 

@@ -241,4 +241,3 @@ export class Router {
 export function createRouter(config: RouterConfigInput): Router {
   return new Router(config);
 }
-

@@ -73,7 +73,9 @@ export function native(): NativeLibrary {
   const explicit = process.env.TOPK_SIGMOID_LIB;
   if (explicit) {
     if (!existsSync(explicit))
-      throw new LibraryNotFoundError(missingMessage([explicit], ["TOPK_SIGMOID_LIB names a file that does not exist."]));
+      throw new LibraryNotFoundError(
+        missingMessage([explicit], ["TOPK_SIGMOID_LIB names a file that does not exist."]),
+      );
     loaded = describe(open(explicit), explicit, "custom", notes);
     return loaded;
   }
@@ -86,29 +88,27 @@ export function native(): NativeLibrary {
     loaded = describe(open(path), path, forced, notes);
     return loaded;
   }
-  let fallback: NativeLibrary | undefined;
+  // Prefer a GPU build that sees a device; then a GPU build without one (its GPU entry points
+  // say "no device" rather than "not built"; routing falls back to the host); then the host build.
+  const opened: { info: NativeLibrary; close: () => void }[] = [];
   const searched: string[] = [];
   for (const variant of ["cuda", "hip", "host"] as const) {
     const path = variantPath(variant);
     searched.push(path);
     if (!existsSync(path)) continue;
-    let lib: ReturnType<typeof open>;
     try {
-      lib = open(path);
+      const lib = open(path);
+      const info = describe(lib, path, variant, notes);
+      if (info.deviceCount === 0 && variant !== "host") notes.push(`${path} loaded but sees no GPU`);
+      opened.push({ info, close: () => lib.close() });
     } catch (e) {
       notes.push(`${path} did not load: ${(e as Error).message}`);
-      continue;
     }
-    const info = describe(lib, path, variant, notes);
-    if (info.deviceCount > 0 || variant === "host") {
-      loaded = info;
-      return loaded;
-    }
-    notes.push(`${path} loaded but sees no GPU`);
-    fallback ??= info;
   }
-  if (fallback) {
-    loaded = fallback;
+  const chosen = opened.find((o) => o.info.deviceCount > 0) ?? opened[0];
+  for (const o of opened) if (o !== chosen) o.close();
+  if (chosen) {
+    loaded = chosen.info;
     return loaded;
   }
   throw new LibraryNotFoundError(missingMessage(searched, notes));

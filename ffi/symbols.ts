@@ -46,4 +46,9 @@ export const symbols = {
 } as const;
 
 export type Symbols = typeof symbols;
-export type RouteEntry = "topk_sigmoid" | "topk_sigmoid_warp" | "topk_sigmoid_gfx9" | "topk_sigmoid_ck" | "topk_sigmoid_host";
+export type RouteEntry =
+  | "topk_sigmoid"
+  | "topk_sigmoid_warp"
+  | "topk_sigmoid_gfx9"
+  | "topk_sigmoid_ck"
+  | "topk_sigmoid_host";

@@ -160,6 +160,8 @@ function buildHip(hipcc: string): void {
   }
   const env = { HIP_PLATFORM: "amd" };
   const out = join(libDir, "libtopk_sigmoid_hip.so");
+  const objDir = join(libDir, "obj-hip");
+  mkdirSync(objDir, { recursive: true });
   const flags = [
     ...commonCxx,
     ...warnings,
@@ -167,7 +169,16 @@ function buildHip(hipcc: string): void {
     "-Wno-unused-command-line-argument",
     ...targets.map((t) => `--offload-arch=${t}`),
   ];
-  must("HIP library", [hipcc, ...flags, "-shared", "-o", out, "-x", "hip", gpuSource, "-x", "c++", ...hostSources], env);
+  const gpuObj = join(objDir, "device_backend.o");
+  must("HIP kernels", [hipcc, ...flags, "-c", "-x", "hip", gpuSource, "-o", gpuObj], env);
+  // The host sources are plain C++: compile them with hipcc's clang but without offloading.
+  const hostObjs = hostSources.map((src) => {
+    const obj = join(objDir, `${src.split("/").pop()}.o`);
+    must(`host object ${src}`, [hipcc, ...commonCxx, ...warnings, "-O3", "-Wno-unused-command-line-argument", "-c", "-x", "c++", src, "-o", obj], env);
+    return obj;
+  });
+  must("HIP library link", [hipcc, "-shared", "-fPIC", "-Wno-unused-command-line-argument", ...targets.map((t) => `--offload-arch=${t}`), "-o", out, gpuObj, ...hostObjs, "-pthread"], env);
+  rmSync(objDir, { recursive: true, force: true });
   // Device assembly per target, for the ISA checks (DPP steps present, no spills).
   mkdirSync(isaDir, { recursive: true });
   for (const t of targets) {
@@ -201,7 +212,14 @@ if (wants("host")) buildHost("libtopk_sigmoid_host.so", ["-O3"]);
 if (wants("sanitize")) {
   buildHost(
     "libtopk_sigmoid_host_sanitize.so",
-    ["-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer", "-DTS_SANITIZE=1"],
+    [
+      "-O1",
+      "-g",
+      "-fsanitize=address,undefined",
+      "-fno-sanitize-recover=undefined",
+      "-fno-omit-frame-pointer",
+      "-DTS_SANITIZE=1",
+    ],
     ["-fsanitize=address,undefined"],
   );
 }

@@ -1,0 +1,553 @@
+// device_backend.hip: the GPU half of the C ABI (HIP dialect; nvcc builds it through
+// gpu_compat.h). Entry points check availability (built, device, architecture), validate the
+// arguments (status.cpp), check that the pointers are device-addressable, then launch one
+// kernel asynchronously: no allocation, no synchronisation, so they are safe in stream capture.
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+
+#include "crosslane_shfl.hpp"
+#include "gpu_compat.h"
+#include "kernel_ck.hpp"
+#include "kernel_warp.hpp"
+#include "status.h"
+#if defined(TS_PLATFORM_HIP)
+#include "crosslane_dpp.hpp"
+#endif
+
+namespace {
+
+constexpr int kMaxDevices = 64;
+
+// What dispatch needs to know about a device, read once per device.
+struct DeviceArch {
+  bool ready = false;
+  int32_t vendor = TS_VENDOR_NONE;
+  bool gfx9 = false;
+  int32_t major = 0, minor = 0, multiprocessors = 0, warp_size = 0;
+  int64_t total_memory = 0;
+  char name[256] = {0};
+  char arch[64] = {0};
+};
+
+DeviceArch g_arch[kMaxDevices];
+std::once_flag g_arch_once[kMaxDevices];
+std::once_flag g_count_once;
+int32_t g_device_count = 0;
+char g_count_error[256] = {0};
+
+ts_status runtime_fail(hipError_t err, const char* entry, const char* what) {
+  (void)hipGetLastError();  // clear a non-sticky error so later calls start clean
+  const ts_status st = err == hipErrorMemoryAllocation ? TS_ERR_OUT_OF_MEMORY : TS_ERR_DEVICE_RUNTIME;
+  return ts_fail(st, "%s: %s failed: %s (%s)", entry, what, hipGetErrorName(err), hipGetErrorString(err));
+}
+
+int32_t device_count() {
+  std::call_once(g_count_once, [] {
+    int n = 0;
+    const hipError_t err = hipGetDeviceCount(&n);
+    if (err != hipSuccess) {
+      std::snprintf(g_count_error, sizeof g_count_error, "the GPU runtime found no usable device: %s",
+                    hipGetErrorString(err));
+      (void)hipGetLastError();
+      n = 0;
+    } else if (n == 0) {
+      std::snprintf(g_count_error, sizeof g_count_error, "no GPU is present");
+    }
+    g_device_count = n < kMaxDevices ? n : kMaxDevices;
+  });
+  return g_device_count;
+}
+
+const DeviceArch& arch_of(int ordinal) {
+  std::call_once(g_arch_once[ordinal], [ordinal] {
+    DeviceArch& d = g_arch[ordinal];
+    hipDeviceProp_t prop;
+    std::memset(&prop, 0, sizeof prop);
+    if (hipGetDeviceProperties(&prop, ordinal) != hipSuccess) {
+      (void)hipGetLastError();
+      return;
+    }
+    std::snprintf(d.name, sizeof d.name, "%s", prop.name);
+    d.major = prop.major;
+    d.minor = prop.minor;
+    d.multiprocessors = prop.multiProcessorCount;
+    d.warp_size = prop.warpSize;
+    d.total_memory = static_cast<int64_t>(prop.totalGlobalMem);
+#if defined(TS_PLATFORM_HIP)
+    d.vendor = TS_VENDOR_AMD;
+    std::snprintf(d.arch, sizeof d.arch, "%s", prop.gcnArchName);
+    char* colon = std::strchr(d.arch, ':');  // "gfx90a:sramecc+:xnack-" -> "gfx90a"
+    if (colon) *colon = '\0';
+    d.gfx9 = std::strncmp(d.arch, "gfx9", 4) == 0 && d.warp_size == 64;
+#else
+    d.vendor = TS_VENDOR_NVIDIA;
+    std::snprintf(d.arch, sizeof d.arch, "sm_%d%d", prop.major, prop.minor);
+#endif
+    d.ready = true;
+  });
+  return g_arch[ordinal];
+}
+
+// The current device, or a failure saying why there is none.
+ts_status current_device(const char* entry, int* ordinal) {
+  if (device_count() == 0) return ts_fail(TS_ERR_NO_DEVICE, "%s: %s", entry, g_count_error);
+  int dev = 0;
+  const hipError_t err = hipGetDevice(&dev);
+  if (err != hipSuccess) return runtime_fail(err, entry, "hipGetDevice");
+  if (dev < 0 || dev >= g_device_count || !arch_of(dev).ready)
+    return ts_fail(TS_ERR_NO_DEVICE, "%s: device %d could not be queried", entry, dev);
+  *ordinal = dev;
+  return TS_OK;
+}
+
+int32_t backend_for(const DeviceArch& d, int32_t experts) {
+  if (experts > TOPK_SIGMOID_MAX_EXPERTS_WARP) return TS_BACKEND_CK;
+#if defined(TS_PLATFORM_HIP)
+  if (d.gfx9) return TS_BACKEND_GFX9;
+#endif
+  (void)d;
+  return TS_BACKEND_WARP;
+}
+
+// A pointer the kernels may dereference: device memory of this device, managed memory, or
+// mapped pinned host memory. Pageable host memory would fault inside the kernel.
+ts_status check_pointer(const void* p, const char* what, const char* entry, int device) {
+  hipPointerAttribute_t attr;
+  std::memset(&attr, 0, sizeof attr);
+  const hipError_t err = hipPointerGetAttributes(&attr, p);
+  if (err != hipSuccess) {
+    (void)hipGetLastError();
+    return ts_fail(TS_ERR_INVALID_POINTER,
+                   "%s: %s (%p) is not GPU memory; allocate it with topk_sigmoid_malloc (DeviceBuffer in TypeScript)",
+                   entry, what, p);
+  }
+#if defined(TS_PLATFORM_CUDA)
+  const bool usable = (attr.type == cudaMemoryTypeDevice && attr.device == device) ||
+                      attr.type == cudaMemoryTypeManaged ||
+                      (attr.type == cudaMemoryTypeHost && attr.devicePointer != nullptr);
+  if (!usable) {
+    if (attr.type == cudaMemoryTypeDevice)
+      return ts_fail(TS_ERR_INVALID_POINTER, "%s: %s (%p) belongs to device %d, but the current device is %d", entry,
+                     what, p, attr.device, device);
+    return ts_fail(TS_ERR_INVALID_POINTER,
+                   "%s: %s (%p) is host memory the GPU cannot address; copy it to a DeviceBuffer first", entry, what,
+                   p);
+  }
+#else
+  if (attr.devicePointer == nullptr)
+    return ts_fail(TS_ERR_INVALID_POINTER, "%s: %s (%p) is not addressable by device %d", entry, what, p, device);
+#endif
+  return TS_OK;
+}
+
+ts_status check_pointers(const ts_route_args& a, const char* entry, int device) {
+  ts_status st = check_pointer(a.logits, "logits", entry, device);
+  if (st == TS_OK && a.bias) st = check_pointer(a.bias, "bias", entry, device);
+  if (st == TS_OK) st = check_pointer(a.weights, "weights", entry, device);
+  if (st == TS_OK) st = check_pointer(a.indices, "indices", entry, device);
+  return st;
+}
+
+ts_kernel_args kernel_args(const ts_route_args& a) {
+  const int64_t elem = ts_dtype_size(a.dtype);
+  const bool vec = reinterpret_cast<uintptr_t>(a.logits) % 16 == 0 && (a.row_stride * elem) % 16 == 0 &&
+                   (static_cast<int64_t>(a.experts) * elem) % 16 == 0;
+  return {a.logits, a.tokens,      a.row_stride, a.bias, a.weights, a.indices, a.experts, a.k, a.renormalize,
+          a.scale,  vec ? 1 : 0};
+}
+
+unsigned grid_for(int64_t work_items, int64_t per_block) {
+  const int64_t blocks = (work_items + per_block - 1) / per_block;
+  return static_cast<unsigned>(blocks < 0x7fffffff ? blocks : 0x7fffffff);
+}
+
+template <class Policy, int Dtype, bool HasBias, int W, int V>
+void launch_warp_shape(const ts_kernel_args& k, hipStream_t stream) {
+  ts_warp_kernel<Policy, Dtype, W, V, HasBias><<<grid_for(k.tokens, kWarpBlock / W), kWarpBlock, 0, stream>>>(k);
+}
+
+template <class Policy, int Dtype, bool HasBias>
+bool launch_warp(const ts_kernel_args& k, ts_warp_shape s, hipStream_t stream) {
+  if (s.v == 8) {
+    switch (s.w) {
+      case 1: launch_warp_shape<Policy, Dtype, HasBias, 1, 8>(k, stream); return true;
+      case 2: launch_warp_shape<Policy, Dtype, HasBias, 2, 8>(k, stream); return true;
+      case 4: launch_warp_shape<Policy, Dtype, HasBias, 4, 8>(k, stream); return true;
+      case 8: launch_warp_shape<Policy, Dtype, HasBias, 8, 8>(k, stream); return true;
+      case 16: launch_warp_shape<Policy, Dtype, HasBias, 16, 8>(k, stream); return true;
+      case 32: launch_warp_shape<Policy, Dtype, HasBias, 32, 8>(k, stream); return true;
+      default: return false;
+    }
+  }
+  if (s.w == 32 && s.v == 16) {
+    launch_warp_shape<Policy, Dtype, HasBias, 32, 16>(k, stream);
+    return true;
+  }
+  if (s.w == 32 && s.v == 32) {
+    launch_warp_shape<Policy, Dtype, HasBias, 32, 32>(k, stream);
+    return true;
+  }
+  return false;
+}
+
+#if defined(TS_PLATFORM_HIP)
+template <int Dtype, bool HasBias>
+bool launch_gfx9(const ts_kernel_args& k, hipStream_t stream) {
+  // One wave64 per token: every cross-lane step is a full-wavefront DPP reduction.
+  if (k.experts <= 64 * 8) {
+    ts_warp_kernel<DppPolicy, Dtype, 64, 8, HasBias><<<grid_for(k.tokens, kWarpBlock / 64), kWarpBlock, 0, stream>>>(k);
+  } else {
+    ts_warp_kernel<DppPolicy, Dtype, 64, 16, HasBias><<<grid_for(k.tokens, kWarpBlock / 64), kWarpBlock, 0, stream>>>(k);
+  }
+  return true;
+}
+#endif
+
+template <int Dtype, bool HasBias>
+bool launch_ck(const ts_kernel_args& k, hipStream_t stream) {
+  ts_ck_kernel<ShflPolicy, Dtype, HasBias><<<grid_for(k.tokens, 1), kCkBlock, 0, stream>>>(k);
+  return true;
+}
+
+template <int Dtype, bool HasBias>
+bool launch(int32_t backend, const ts_kernel_args& k, hipStream_t stream, int wave) {
+  switch (backend) {
+    case TS_BACKEND_WARP:
+      return launch_warp<ShflPolicy, Dtype, HasBias>(k, ts_pick_warp_shape(k.experts, k.k, wave < 32 ? wave : 32),
+                                                    stream);
+#if defined(TS_PLATFORM_HIP)
+    case TS_BACKEND_GFX9: return launch_gfx9<Dtype, HasBias>(k, stream);
+#endif
+    case TS_BACKEND_CK: return launch_ck<Dtype, HasBias>(k, stream);
+    default: return false;
+  }
+}
+
+template <int Dtype>
+bool launch_dtype(int32_t backend, const ts_kernel_args& k, hipStream_t stream, int wave) {
+  return k.bias ? launch<Dtype, true>(backend, k, stream, wave) : launch<Dtype, false>(backend, k, stream, wave);
+}
+
+const char* backend_label(int32_t backend) {
+  switch (backend) {
+    case TS_BACKEND_WARP: return "warp";
+    case TS_BACKEND_GFX9: return "gfx9";
+    case TS_BACKEND_CK: return "ck";
+    default: return "host";
+  }
+}
+
+// requested: a TS_BACKEND_* or -1 for dispatch.
+ts_status route_on_device(int32_t requested, const char* entry, const ts_route_args& a) {
+#if !defined(TS_PLATFORM_HIP)
+  if (requested == TS_BACKEND_GFX9) {
+    if (device_count() == 0) return ts_fail(TS_ERR_NO_DEVICE, "%s: %s", entry, g_count_error);
+    return ts_fail(TS_ERR_WRONG_ARCH,
+                   "%s: the DPP kernel runs only on AMD gfx9 GPUs; this library is the CUDA build (NVIDIA). Use "
+                   "topk_sigmoid (dispatch) or topk_sigmoid_warp",
+                   entry);
+  }
+#endif
+  int device = 0;
+  ts_status st = current_device(entry, &device);
+  if (st != TS_OK) return st;
+  const DeviceArch& d = arch_of(device);
+  if (requested == TS_BACKEND_GFX9 && !d.gfx9)
+    return ts_fail(TS_ERR_WRONG_ARCH, "%s: device %d is %s (%s), not an AMD gfx9 wave64 GPU; use topk_sigmoid", entry,
+                   device, d.arch, d.name);
+  bool noop = false;
+  st = ts_validate_route(a, entry, &noop);
+  if (st != TS_OK || noop) return st;
+  const int32_t backend = requested < 0 ? backend_for(d, a.experts) : requested;
+  if ((backend == TS_BACKEND_WARP || backend == TS_BACKEND_GFX9) && a.experts > TOPK_SIGMOID_MAX_EXPERTS_WARP)
+    return ts_fail(TS_ERR_UNSUPPORTED,
+                   "%s: the register-resident %s kernel covers experts <= %d (got %d); use topk_sigmoid_ck or "
+                   "topk_sigmoid (dispatch)",
+                   entry, backend_label(backend), TOPK_SIGMOID_MAX_EXPERTS_WARP, a.experts);
+  st = check_pointers(a, entry, device);
+  if (st != TS_OK) return st;
+  const ts_kernel_args k = kernel_args(a);
+  hipStream_t stream = static_cast<hipStream_t>(a.stream);
+  const bool launched = a.dtype == TS_DTYPE_F32   ? launch_dtype<TS_DTYPE_F32>(backend, k, stream, d.warp_size)
+                        : a.dtype == TS_DTYPE_F16 ? launch_dtype<TS_DTYPE_F16>(backend, k, stream, d.warp_size)
+                                                  : launch_dtype<TS_DTYPE_BF16>(backend, k, stream, d.warp_size);
+  if (!launched) return ts_fail(TS_ERR_UNSUPPORTED, "%s: no %s kernel for this shape", entry, backend_label(backend));
+  const hipError_t err = hipGetLastError();
+  if (err != hipSuccess) return runtime_fail(err, entry, "kernel launch");
+  return ts_ok();
+}
+
+ts_route_args pack(const void* logits, int32_t dtype, int64_t tokens, int32_t experts, int64_t row_stride,
+                   const float* bias, int32_t bias_len, int32_t k, int32_t renormalize, float scale, float* weights,
+                   int32_t* indices, void* stream) {
+  return {logits, dtype, tokens, experts, row_stride, bias, bias_len, k, renormalize, scale, weights, indices, stream};
+}
+
+__global__ void ts_empty_kernel() {}
+
+}  // namespace
+
+#define TS_ROUTE_PARAMS                                                                                           \
+  const void *logits, int32_t dtype, int64_t tokens, int32_t experts, int64_t row_stride, const float *bias,     \
+      int32_t bias_len, int32_t k, int32_t renormalize, float scale, float *weights, int32_t *indices, void *stream
+#define TS_ROUTE_ARGS \
+  pack(logits, dtype, tokens, experts, row_stride, bias, bias_len, k, renormalize, scale, weights, indices, stream)
+
+extern "C" {
+
+int32_t topk_sigmoid_build_flags(void) {
+#if defined(TS_PLATFORM_HIP)
+  return TS_BUILD_HOST | TS_BUILD_HIP;
+#else
+  return TS_BUILD_HOST | TS_BUILD_CUDA;
+#endif
+}
+
+ts_status topk_sigmoid(TS_ROUTE_PARAMS) {
+  // No device: the documented fallback is the host backend (pointers are then host memory).
+  if (device_count() == 0)
+    return topk_sigmoid_host(logits, dtype, tokens, experts, row_stride, bias, bias_len, k, renormalize, scale,
+                             weights, indices, stream);
+  return route_on_device(-1, "topk_sigmoid", TS_ROUTE_ARGS);
+}
+ts_status topk_sigmoid_warp(TS_ROUTE_PARAMS) { return route_on_device(TS_BACKEND_WARP, "topk_sigmoid_warp", TS_ROUTE_ARGS); }
+ts_status topk_sigmoid_gfx9(TS_ROUTE_PARAMS) { return route_on_device(TS_BACKEND_GFX9, "topk_sigmoid_gfx9", TS_ROUTE_ARGS); }
+ts_status topk_sigmoid_ck(TS_ROUTE_PARAMS) { return route_on_device(TS_BACKEND_CK, "topk_sigmoid_ck", TS_ROUTE_ARGS); }
+
+ts_status topk_sigmoid_dispatch_backend(int32_t experts, int32_t* backend) {
+  if (backend == nullptr) return ts_fail(TS_ERR_NULL_POINTER, "topk_sigmoid_dispatch_backend: backend is NULL");
+  if (device_count() == 0) {
+    *backend = TS_BACKEND_HOST;
+    return ts_ok();
+  }
+  int device = 0;
+  const ts_status st = current_device("topk_sigmoid_dispatch_backend", &device);
+  if (st != TS_OK) return st;
+  *backend = backend_for(arch_of(device), experts);
+  return ts_ok();
+}
+
+ts_status topk_sigmoid_device_count(int32_t* count) {
+  if (count == nullptr) return ts_fail(TS_ERR_NULL_POINTER, "topk_sigmoid_device_count: count is NULL");
+  *count = device_count();
+  return ts_ok();
+}
+
+ts_status topk_sigmoid_set_device(int32_t ordinal) {
+  const int32_t n = device_count();
+  if (ordinal < 0 || ordinal >= n) {
+    if (n == 0)
+      return ts_fail(TS_ERR_INVALID_DEVICE, "topk_sigmoid_set_device: device %d does not exist: %s", ordinal,
+                     g_count_error);
+    return ts_fail(TS_ERR_INVALID_DEVICE, "topk_sigmoid_set_device: device %d does not exist; valid ordinals are 0..%d",
+                   ordinal, n - 1);
+  }
+  const hipError_t err = hipSetDevice(ordinal);
+  if (err != hipSuccess) return runtime_fail(err, "topk_sigmoid_set_device", "hipSetDevice");
+  return ts_ok();
+}
+
+ts_status topk_sigmoid_get_device(int32_t* ordinal) {
+  if (ordinal == nullptr) return ts_fail(TS_ERR_NULL_POINTER, "topk_sigmoid_get_device: ordinal is NULL");
+  int dev = 0;
+  const ts_status st = current_device("topk_sigmoid_get_device", &dev);
+  if (st != TS_OK) return st;
+  *ordinal = dev;
+  return ts_ok();
+}
+
+ts_status topk_sigmoid_device_info(int32_t ordinal, ts_device_info* info) {
+  if (info == nullptr) return ts_fail(TS_ERR_NULL_POINTER, "topk_sigmoid_device_info: info is NULL");
+  const int32_t n = device_count();
+  if (ordinal < 0 || ordinal >= n)
+    return ts_fail(TS_ERR_INVALID_DEVICE, "topk_sigmoid_device_info: device %d does not exist (%d device%s)", ordinal,
+                   n, n == 1 ? "" : "s");
+  const DeviceArch& d = arch_of(ordinal);
+  if (!d.ready) return ts_fail(TS_ERR_DEVICE_RUNTIME, "topk_sigmoid_device_info: device %d could not be queried", ordinal);
+  ts_device_info out;
+  std::memset(&out, 0, sizeof out);
+  out.total_memory = d.total_memory;
+  out.ordinal = ordinal;
+  out.vendor = d.vendor;
+  out.major = d.major;
+  out.minor = d.minor;
+  out.multiprocessors = d.multiprocessors;
+  out.warp_size = d.warp_size;
+  out.dispatch_backend = backend_for(d, TOPK_SIGMOID_MAX_EXPERTS_WARP);
+  std::memcpy(out.name, d.name, sizeof out.name);
+  std::memcpy(out.arch, d.arch, sizeof out.arch);
+  *info = out;
+  return ts_ok();
+}
+
+ts_status topk_sigmoid_malloc(void** ptr, uint64_t bytes) {
+  if (ptr == nullptr) return ts_fail(TS_ERR_NULL_POINTER, "topk_sigmoid_malloc: ptr is NULL");
+  if (bytes == 0) return ts_fail(TS_ERR_INVALID_ARGUMENT, "topk_sigmoid_malloc: bytes must be > 0");
+  int device = 0;
+  const ts_status st = current_device("topk_sigmoid_malloc", &device);
+  if (st != TS_OK) return st;
+  void* p = nullptr;
+  const hipError_t err = hipMalloc(&p, bytes);
+  if (err != hipSuccess) return runtime_fail(err, "topk_sigmoid_malloc", "hipMalloc");
+  *ptr = p;
+  return ts_ok();
+}
+
+ts_status topk_sigmoid_free(void* ptr) {
+  if (ptr == nullptr) return ts_ok();
+  const hipError_t err = hipFree(ptr);
+  if (err != hipSuccess) return runtime_fail(err, "topk_sigmoid_free", "hipFree");
+  return ts_ok();
+}
+
+static ts_status copy_sync(void* dst, const void* src, uint64_t bytes, void* stream, bool to_device, const char* entry) {
+  if (bytes == 0) return ts_ok();
+  if (dst == nullptr || src == nullptr) return ts_fail(TS_ERR_NULL_POINTER, "%s: %s is NULL", entry, dst ? "src" : "dst");
+  int device = 0;
+  ts_status st = current_device(entry, &device);
+  if (st != TS_OK) return st;
+  st = check_pointer(to_device ? dst : src, to_device ? "dst" : "src", entry, device);
+  if (st != TS_OK) return st;
+  hipStream_t s = static_cast<hipStream_t>(stream);
+  hipError_t err = hipMemcpyAsync(dst, src, bytes, to_device ? hipMemcpyHostToDevice : hipMemcpyDeviceToHost, s);
+  if (err != hipSuccess) return runtime_fail(err, entry, "hipMemcpyAsync");
+  // Synchronous on purpose: the host side is JavaScript memory that may move once we return.
+  err = hipStreamSynchronize(s);
+  if (err != hipSuccess) return runtime_fail(err, entry, "hipStreamSynchronize");
+  return ts_ok();
+}
+
+ts_status topk_sigmoid_copy_to_device(void* dst, const void* src, uint64_t bytes, void* stream) {
+  return copy_sync(dst, src, bytes, stream, true, "topk_sigmoid_copy_to_device");
+}
+ts_status topk_sigmoid_copy_to_host(void* dst, const void* src, uint64_t bytes, void* stream) {
+  return copy_sync(dst, src, bytes, stream, false, "topk_sigmoid_copy_to_host");
+}
+
+ts_status topk_sigmoid_memset(void* dst, int32_t byte_value, uint64_t bytes, void* stream) {
+  if (bytes == 0) return ts_ok();
+  if (dst == nullptr) return ts_fail(TS_ERR_NULL_POINTER, "topk_sigmoid_memset: dst is NULL");
+  int device = 0;
+  ts_status st = current_device("topk_sigmoid_memset", &device);
+  if (st != TS_OK) return st;
+  st = check_pointer(dst, "dst", "topk_sigmoid_memset", device);
+  if (st != TS_OK) return st;
+  const hipError_t err = hipMemsetAsync(dst, byte_value & 0xff, bytes, static_cast<hipStream_t>(stream));
+  if (err != hipSuccess) return runtime_fail(err, "topk_sigmoid_memset", "hipMemsetAsync");
+  return ts_ok();
+}
+
+ts_status topk_sigmoid_stream_create(void** stream) {
+  if (stream == nullptr) return ts_fail(TS_ERR_NULL_POINTER, "topk_sigmoid_stream_create: stream is NULL");
+  int device = 0;
+  const ts_status st = current_device("topk_sigmoid_stream_create", &device);
+  if (st != TS_OK) return st;
+  hipStream_t s = nullptr;
+  const hipError_t err = hipStreamCreateWithFlags(&s, hipStreamNonBlocking);
+  if (err != hipSuccess) return runtime_fail(err, "topk_sigmoid_stream_create", "hipStreamCreateWithFlags");
+  *stream = s;
+  return ts_ok();
+}
+
+ts_status topk_sigmoid_stream_destroy(void* stream) {
+  if (stream == nullptr) return ts_fail(TS_ERR_NULL_POINTER, "topk_sigmoid_stream_destroy: stream is NULL");
+  const hipError_t err = hipStreamDestroy(static_cast<hipStream_t>(stream));
+  if (err != hipSuccess) return runtime_fail(err, "topk_sigmoid_stream_destroy", "hipStreamDestroy");
+  return ts_ok();
+}
+
+ts_status topk_sigmoid_stream_synchronize(void* stream) {
+  int device = 0;
+  const ts_status st = current_device("topk_sigmoid_stream_synchronize", &device);
+  if (st != TS_OK) return st;
+  const hipError_t err = hipStreamSynchronize(static_cast<hipStream_t>(stream));
+  if (err != hipSuccess) return runtime_fail(err, "topk_sigmoid_stream_synchronize", "hipStreamSynchronize");
+  return ts_ok();
+}
+
+ts_status topk_sigmoid_event_create(void** event) {
+  if (event == nullptr) return ts_fail(TS_ERR_NULL_POINTER, "topk_sigmoid_event_create: event is NULL");
+  int device = 0;
+  const ts_status st = current_device("topk_sigmoid_event_create", &device);
+  if (st != TS_OK) return st;
+  hipEvent_t e = nullptr;
+  const hipError_t err = hipEventCreate(&e);
+  if (err != hipSuccess) return runtime_fail(err, "topk_sigmoid_event_create", "hipEventCreate");
+  *event = e;
+  return ts_ok();
+}
+
+ts_status topk_sigmoid_event_destroy(void* event) {
+  if (event == nullptr) return ts_fail(TS_ERR_NULL_POINTER, "topk_sigmoid_event_destroy: event is NULL");
+  const hipError_t err = hipEventDestroy(static_cast<hipEvent_t>(event));
+  if (err != hipSuccess) return runtime_fail(err, "topk_sigmoid_event_destroy", "hipEventDestroy");
+  return ts_ok();
+}
+
+ts_status topk_sigmoid_event_record(void* event, void* stream) {
+  if (event == nullptr) return ts_fail(TS_ERR_NULL_POINTER, "topk_sigmoid_event_record: event is NULL");
+  const hipError_t err = hipEventRecord(static_cast<hipEvent_t>(event), static_cast<hipStream_t>(stream));
+  if (err != hipSuccess) return runtime_fail(err, "topk_sigmoid_event_record", "hipEventRecord");
+  return ts_ok();
+}
+
+ts_status topk_sigmoid_event_elapsed_ms(void* start, void* end, float* ms) {
+  if (start == nullptr || end == nullptr || ms == nullptr)
+    return ts_fail(TS_ERR_NULL_POINTER, "topk_sigmoid_event_elapsed_ms: start, end and ms must not be NULL");
+  hipError_t err = hipEventSynchronize(static_cast<hipEvent_t>(end));
+  if (err != hipSuccess) return runtime_fail(err, "topk_sigmoid_event_elapsed_ms", "hipEventSynchronize");
+  err = hipEventElapsedTime(ms, static_cast<hipEvent_t>(start), static_cast<hipEvent_t>(end));
+  if (err != hipSuccess) return runtime_fail(err, "topk_sigmoid_event_elapsed_ms", "hipEventElapsedTime");
+  return ts_ok();
+}
+
+ts_status topk_sigmoid_graph_begin_capture(void* stream) {
+  if (stream == nullptr)
+    return ts_fail(TS_ERR_INVALID_ARGUMENT,
+                   "topk_sigmoid_graph_begin_capture: the default stream cannot be captured; create a stream");
+  const hipError_t err = hipStreamBeginCapture(static_cast<hipStream_t>(stream), hipStreamCaptureModeThreadLocal);
+  if (err != hipSuccess) return runtime_fail(err, "topk_sigmoid_graph_begin_capture", "hipStreamBeginCapture");
+  return ts_ok();
+}
+
+ts_status topk_sigmoid_graph_end_capture(void* stream, void** graph_exec) {
+  if (stream == nullptr || graph_exec == nullptr)
+    return ts_fail(TS_ERR_NULL_POINTER, "topk_sigmoid_graph_end_capture: stream and graph_exec must not be NULL");
+  hipGraph_t graph = nullptr;
+  hipError_t err = hipStreamEndCapture(static_cast<hipStream_t>(stream), &graph);
+  if (err != hipSuccess) return runtime_fail(err, "topk_sigmoid_graph_end_capture", "hipStreamEndCapture");
+  hipGraphExec_t exec = nullptr;
+  err = hipGraphInstantiate(&exec, graph, nullptr, nullptr, 0);
+  (void)hipGraphDestroy(graph);
+  if (err != hipSuccess) return runtime_fail(err, "topk_sigmoid_graph_end_capture", "hipGraphInstantiate");
+  *graph_exec = exec;
+  return ts_ok();
+}
+
+ts_status topk_sigmoid_graph_launch(void* graph_exec, void* stream) {
+  if (graph_exec == nullptr) return ts_fail(TS_ERR_NULL_POINTER, "topk_sigmoid_graph_launch: graph_exec is NULL");
+  const hipError_t err = hipGraphLaunch(static_cast<hipGraphExec_t>(graph_exec), static_cast<hipStream_t>(stream));
+  if (err != hipSuccess) return runtime_fail(err, "topk_sigmoid_graph_launch", "hipGraphLaunch");
+  return ts_ok();
+}
+
+ts_status topk_sigmoid_graph_destroy(void* graph_exec) {
+  if (graph_exec == nullptr) return ts_fail(TS_ERR_NULL_POINTER, "topk_sigmoid_graph_destroy: graph_exec is NULL");
+  const hipError_t err = hipGraphExecDestroy(static_cast<hipGraphExec_t>(graph_exec));
+  if (err != hipSuccess) return runtime_fail(err, "topk_sigmoid_graph_destroy", "hipGraphExecDestroy");
+  return ts_ok();
+}
+
+ts_status topk_sigmoid_empty_kernel(void* stream) {
+  int device = 0;
+  const ts_status st = current_device("topk_sigmoid_empty_kernel", &device);
+  if (st != TS_OK) return st;
+  ts_empty_kernel<<<1, 1, 0, static_cast<hipStream_t>(stream)>>>();
+  const hipError_t err = hipGetLastError();
+  if (err != hipSuccess) return runtime_fail(err, "topk_sigmoid_empty_kernel", "kernel launch");
+  return ts_ok();
+}
+
+}  // extern "C"

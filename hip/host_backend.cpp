@@ -4,47 +4,15 @@
 #include <cstring>
 
 #include "host_pool.h"
-#include "semantics.h"
+#include "keys.hpp"
 #include "status.h"
 
 namespace {
 
 template <int Dtype>
-inline float load_logit(const void* row, int32_t e) {
-  if constexpr (Dtype == TS_DTYPE_F32) {
-    return static_cast<const float*>(row)[e];
-  } else if constexpr (Dtype == TS_DTYPE_BF16) {
-    return ts_bf16_to_float(static_cast<const uint16_t*>(row)[e]);
-  } else {
-    return ts_f16_to_float(static_cast<const uint16_t*>(row)[e]);
-  }
+inline typename ts_input<Dtype>::Raw load_raw(const void* row, int32_t e) {
+  return static_cast<const typename ts_input<Dtype>::Raw*>(row)[e];
 }
-
-// The ranking key of expert e: 16-bit inputs without bias rank on their own bits (32-bit key);
-// everything else ranks on an fp32 value (64-bit key).
-template <int Dtype, bool HasBias>
-struct KeyOf {
-  using Key = uint64_t;
-  static Key make(const void* row, const float* bias, int32_t e) {
-    const float x = load_logit<Dtype>(row, e);
-    const float v = HasBias ? ts_biased_value(x, bias[e]) : x;
-    return ts_key64(ts_ord32(v), static_cast<uint32_t>(e));
-  }
-};
-template <>
-struct KeyOf<TS_DTYPE_BF16, false> {
-  using Key = uint32_t;
-  static Key make(const void* row, const float*, int32_t e) {
-    return ts_key32(ts_ord_bf16(static_cast<const uint16_t*>(row)[e]), static_cast<uint32_t>(e));
-  }
-};
-template <>
-struct KeyOf<TS_DTYPE_F16, false> {
-  using Key = uint32_t;
-  static Key make(const void* row, const float*, int32_t e) {
-    return ts_key32(ts_ord_f16(static_cast<const uint16_t*>(row)[e]), static_cast<uint32_t>(e));
-  }
-};
 
 struct RowJob {
   ts_route_args a;
@@ -52,7 +20,7 @@ struct RowJob {
 
 template <int Dtype, bool HasBias>
 void route_rows(void* context, int64_t begin, int64_t end) {
-  using K = KeyOf<Dtype, HasBias>;
+  using K = ts_keys<Dtype, HasBias>;
   using Key = typename K::Key;
   const ts_route_args& a = static_cast<RowJob*>(context)->a;
   const int32_t k = a.k, E = a.experts;
@@ -63,7 +31,7 @@ void route_rows(void* context, int64_t begin, int64_t end) {
     const void* row = static_cast<const char*>(a.logits) + static_cast<size_t>(t) * row_bytes;
     for (int32_t i = 0; i < k; ++i) top[i] = 0;  // 0 is below every real key
     for (int32_t e = 0; e < E; ++e) {
-      const Key key = K::make(row, a.bias, e);
+      const Key key = K::make(load_raw<Dtype>(row, e), HasBias ? a.bias[e] : 0.0f, static_cast<uint32_t>(e));
       if (key <= top[k - 1]) continue;
       int32_t pos = k - 1;
       while (pos > 0 && top[pos - 1] < key) {
@@ -77,7 +45,7 @@ void route_rows(void* context, int64_t begin, int64_t end) {
     float sum = 0.0f;
     for (int32_t r = 0; r < k; ++r) {
       const uint32_t idx = ts_key_index(static_cast<uint32_t>(top[r]));
-      w[r] = ts_weight_of_logit(load_logit<Dtype>(row, static_cast<int32_t>(idx)));
+      w[r] = ts_weight_of_logit(ts_input<Dtype>::to_float(load_raw<Dtype>(row, static_cast<int32_t>(idx))));
       sum = TS_ADD(sum, w[r]);  // rank order
       indices[r] = static_cast<int32_t>(idx);
     }

@@ -14,7 +14,7 @@
 #if defined(__CUDACC__) || defined(__HIPCC__)
 #define TS_HD __host__ __device__ __forceinline__
 #else
-#define TS_HD static inline
+#define TS_HD inline
 #endif
 
 // Explicitly rounded IEEE operations. On nvcc the __f*_rn intrinsics are never fused; elsewhere

@@ -1,0 +1,77 @@
+// crosslane_shfl.hpp: the warp-shuffle cross-lane policy (NVIDIA; AMD wave32/wave64 through
+// HIP's __shfl). A policy gives the kernel template (kernel_warp.hpp) three group operations
+// over an aligned group of W lanes of one wavefront:
+//   max(u32) / max(u64): the unsigned maximum over the group, returned to every lane of it;
+//   read(v, src):        lane src's value (src group-relative and uniform within the group).
+// On sm_80+ the u32 max is one redux.sync (the packed (value, index) keys of semantics.h make
+// arg-max a plain max); the u64 max is two: the high words, then the low words of the lanes
+// holding the winning high word.
+#ifndef TOPK_SIGMOID_CROSSLANE_SHFL_HPP
+#define TOPK_SIGMOID_CROSSLANE_SHFL_HPP
+
+#include <stdint.h>
+
+#include "gpu_compat.h"
+
+struct ShflPolicy {
+  template <int W>
+  struct Group {
+#if defined(TS_PLATFORM_CUDA)
+    unsigned mask;
+    __device__ explicit Group(int lane_in_wave)
+        : mask(W == 32 ? 0xffffffffu : (((1u << W) - 1u) << (lane_in_wave & ~(W - 1)))) {}
+    __device__ uint32_t max(uint32_t v) const {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+      return W == 1 ? v : __reduce_max_sync(mask, v);
+#else
+#pragma unroll
+      for (int off = W / 2; off > 0; off >>= 1) {
+        const uint32_t o = __shfl_xor_sync(mask, v, off, W);
+        v = o > v ? o : v;
+      }
+      return v;
+#endif
+    }
+    __device__ uint64_t max(uint64_t v) const {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+      if (W == 1) return v;
+      const uint32_t hi = __reduce_max_sync(mask, static_cast<uint32_t>(v >> 32));
+      const uint32_t lo_in = static_cast<uint32_t>(v >> 32) == hi ? static_cast<uint32_t>(v) : 0u;
+      const uint32_t lo = __reduce_max_sync(mask, lo_in);
+      return (static_cast<uint64_t>(hi) << 32) | lo;
+#else
+#pragma unroll
+      for (int off = W / 2; off > 0; off >>= 1) {
+        const uint64_t o = __shfl_xor_sync(mask, static_cast<unsigned long long>(v), off, W);
+        v = o > v ? o : v;
+      }
+      return v;
+#endif
+    }
+    __device__ float read(float v, int src) const { return W == 1 ? v : __shfl_sync(mask, v, src, W); }
+#else  // HIP: __shfl_* act on the whole wavefront, width W keeps them inside the group
+    __device__ explicit Group(int) {}
+    __device__ uint32_t max(uint32_t v) const {
+#pragma unroll
+      for (int off = W / 2; off > 0; off >>= 1) {
+        const uint32_t o = static_cast<uint32_t>(__shfl_xor(static_cast<int>(v), off, W));
+        v = o > v ? o : v;
+      }
+      return v;
+    }
+    __device__ uint64_t max(uint64_t v) const {
+#pragma unroll
+      for (int off = W / 2; off > 0; off >>= 1) {
+        const uint32_t ohi = static_cast<uint32_t>(__shfl_xor(static_cast<int>(v >> 32), off, W));
+        const uint32_t olo = static_cast<uint32_t>(__shfl_xor(static_cast<int>(v), off, W));
+        const uint64_t o = (static_cast<uint64_t>(ohi) << 32) | olo;
+        v = o > v ? o : v;
+      }
+      return v;
+    }
+    __device__ float read(float v, int src) const { return W == 1 ? v : __shfl(v, src, W); }
+#endif
+  };
+};
+
+#endif  // TOPK_SIGMOID_CROSSLANE_SHFL_HPP

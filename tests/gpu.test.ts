@@ -1,0 +1,251 @@
+// tests/gpu.test.ts: every GPU backend must return the host backend's bytes exactly, over the
+// grid of issue #3. Runs where the loaded library sees a GPU; skips (and says so) elsewhere.
+import { describe, expect, test } from "bun:test";
+import { dlopen, ptr } from "bun:ffi";
+import {
+  type BackendChoice,
+  createRouter,
+  DeviceBuffer,
+  type Dtype,
+  deviceCount,
+  deviceInfo,
+  Graph,
+  InvalidDeviceError,
+  libraryInfo,
+  type Logits,
+  type Router,
+  Stream,
+  setDevice,
+  synchronize,
+} from "../mod.ts";
+import { symbols } from "../ffi/symbols.ts";
+import { firstDifference, makeBias, makeLogits } from "./gpu_cases.ts";
+
+const gpus = deviceCount();
+const info = gpus > 0 ? deviceInfo(0) : undefined;
+const gpuDescribe = gpus > 0 ? describe : describe.skip;
+if (gpus === 0) console.log(`gpu.test.ts: skipped, no GPU visible to ${libraryInfo().path}`);
+else console.log(`gpu.test.ts: ${info?.name} (${info?.arch}), ${libraryInfo().path}`);
+
+const warpExperts = [1, 2, 3, 8, 16, 32, 60, 64, 72, 96, 128, 160, 192, 256, 288, 320, 384, 448, 512, 640, 768, 1024];
+const ckOnlyExperts = [2048, 4096, 16384];
+const ks = [1, 2, 4, 6, 8, 10, 16, 32];
+const dtypeList: Dtype[] = ["f32", "f16", "bf16"];
+const elemBytes = (d: Dtype) => (d === "f32" ? 4 : 2);
+
+const deviceBackends = (experts: number): BackendChoice[] => {
+  const list: BackendChoice[] = ["ck", "auto"];
+  if (experts <= 1024) list.push(info?.vendor === "amd" && info.arch.startsWith("gfx9") ? "gfx9" : "warp");
+  return list;
+};
+
+interface Case {
+  experts: number;
+  k: number;
+  tokens: number;
+  dtype: Dtype;
+  bias: boolean;
+  renormalize: boolean;
+  stride: number;
+  seed: number;
+}
+
+const describeCase = (c: Case) =>
+  `E=${c.experts} k=${c.k} T=${c.tokens} ${c.dtype} bias=${c.bias} renorm=${c.renormalize} stride=${c.stride} seed=${c.seed}`;
+
+function runOnDevice(router: Router, logits: Logits, tokens: number): { weights: Float32Array; indices: Int32Array } {
+  const outBytes = Math.max(4, tokens * router.topk * 4);
+  using dLogits = DeviceBuffer.from(logits);
+  using dWeights = DeviceBuffer.alloc(outBytes);
+  using dIndices = DeviceBuffer.alloc(outBytes);
+  dWeights.fill(0xff); // poison: NaN weights, index -1: unwritten outputs cannot pass
+  dIndices.fill(0xff);
+  router.routeDevice(dLogits, tokens, { weights: dWeights, indices: dIndices });
+  synchronize();
+  return {
+    weights: dWeights.download(new Float32Array(tokens * router.topk)),
+    indices: dIndices.download(new Int32Array(tokens * router.topk)),
+  };
+}
+
+/** Routes one case on the host and on every device backend; returns the first mismatch or undefined. */
+function checkCase(c: Case): string | undefined {
+  const logits = makeLogits(c.seed, c.tokens, c.experts, c.stride, c.dtype);
+  const bias = c.bias ? makeBias(c.seed, c.experts) : undefined;
+  const base = {
+    experts: c.experts,
+    topk: c.k,
+    dtype: c.dtype,
+    bias,
+    renormalize: c.renormalize,
+    scale: c.renormalize ? 2.5 : 1,
+    rowStride: c.stride,
+  };
+  using host = createRouter({ ...base, backend: "host" });
+  const expected = host.route(logits, { tokens: c.tokens });
+  for (const backend of deviceBackends(c.experts)) {
+    using router = createRouter({ ...base, backend });
+    const got = runOnDevice(router, logits, c.tokens);
+    const diff = firstDifference(c.k, got, expected);
+    if (diff) return `${backend} (${router.backend}) ${describeCase(c)}: ${diff}`;
+  }
+  return undefined;
+}
+
+gpuDescribe("GPU backends are byte-identical to the host backend", () => {
+  for (const [ei, experts] of warpExperts.entries()) {
+    test(`E=${experts}: every k, dtype, T in {1,7,256,4097}, bias and renormalize mixed, strided rows`, () => {
+      let i = 0;
+      let checked = 0;
+      for (const k of ks.filter((k) => k <= experts)) {
+        for (const dtype of dtypeList) {
+          i++;
+          const tokens = [1, 7, 256, 4097][(i + ei) % 4] as number;
+          // Every third case pads rows so they are not 16-byte multiples (the scalar-load path).
+          const pad = (i + ei) % 3 === 0 ? 3 : (i + ei) % 3 === 1 ? 16 / elemBytes(dtype) : 0;
+          const c: Case = {
+            experts,
+            k,
+            tokens,
+            dtype,
+            bias: ((i + ei) & 2) !== 0,
+            renormalize: ((i + ei) & 1) !== 0,
+            stride: experts + pad,
+            seed: experts * 1000 + i,
+          };
+          expect(checkCase(c)).toBeUndefined();
+          checked++;
+        }
+      }
+      expect(checked).toBeGreaterThan(0);
+    });
+  }
+
+  test("T = 65536 for every E of the warp grid (k = 8 or E), dtypes rotating, bias on half", () => {
+    for (const [ei, experts] of warpExperts.entries()) {
+      const c: Case = {
+        experts,
+        k: Math.min(8, experts),
+        tokens: 65536,
+        dtype: dtypeList[ei % 3] as Dtype,
+        bias: ei % 2 === 1,
+        renormalize: true,
+        stride: experts,
+        seed: 77 + ei,
+      };
+      expect(checkCase(c)).toBeUndefined();
+    }
+  });
+
+  test("ck beyond the register path: E in {2048, 4096, 16384}, every k and dtype", () => {
+    let i = 0;
+    for (const experts of ckOnlyExperts) {
+      for (const k of ks) {
+        for (const dtype of dtypeList) {
+          i++;
+          const c: Case = {
+            experts,
+            k,
+            tokens: experts === 16384 ? 7 : [7, 256][i % 2] as number,
+            dtype,
+            bias: (i & 2) !== 0,
+            renormalize: (i & 1) !== 0,
+            stride: experts + (i % 3 === 0 ? 1 : 0),
+            seed: experts + i,
+          };
+          expect(checkCase(c)).toBeUndefined();
+        }
+      }
+    }
+  });
+
+  test("T = 0 is a no-op on every backend (outputs untouched)", () => {
+    for (const backend of deviceBackends(64)) {
+      using router = createRouter({ experts: 64, topk: 8, dtype: "bf16", backend });
+      using logits = DeviceBuffer.alloc(64 * 2);
+      using w = DeviceBuffer.alloc(32);
+      using idx = DeviceBuffer.alloc(32);
+      w.fill(0xab);
+      router.routeDevice(logits, 0, { weights: w, indices: idx });
+      synchronize();
+      expect(Array.from(new Uint8Array(w.download(new Uint8Array(32))))).toEqual(new Array(32).fill(0xab));
+    }
+  });
+});
+
+gpuDescribe("device API", () => {
+  test("graph capture and replay route fresh inputs correctly", () => {
+    const experts = 256;
+    const k = 8;
+    const tokens = 1024;
+    const bias = makeBias(5, experts);
+    using router = createRouter({ experts, topk: k, dtype: "bf16", bias, renormalize: true, scale: 2.5 });
+    using host = createRouter({ experts, topk: k, dtype: "bf16", bias, renormalize: true, scale: 2.5, backend: "host" });
+    using stream = Stream.create();
+    using dLogits = DeviceBuffer.alloc(tokens * experts * 2);
+    using dW = DeviceBuffer.alloc(tokens * k * 4);
+    using dI = DeviceBuffer.alloc(tokens * k * 4);
+    using graph = Graph.capture(stream, () => router.routeDevice(dLogits, tokens, { weights: dW, indices: dI }, stream));
+    for (const seed of [1, 2, 3]) {
+      const logits = makeLogits(seed, tokens, experts, experts, "bf16");
+      dLogits.upload(logits, stream);
+      dW.fill(0xff, stream);
+      graph.launch(stream);
+      stream.synchronize();
+      const got = { weights: dW.toFloat32Array(), indices: dI.toInt32Array() };
+      expect(firstDifference(k, got, host.route(logits))).toBeUndefined();
+    }
+  });
+
+  test("host arrays on a GPU router take the copy path and match the host backend", () => {
+    const logits = makeLogits(9, 300, 384, 384, "f32");
+    using gpu = createRouter({ experts: 384, topk: 8 });
+    using host = createRouter({ experts: 384, topk: 8, backend: "host" });
+    expect(gpu.backend).not.toBe("host");
+    expect(firstDifference(8, gpu.route(logits), host.route(logits))).toBeUndefined();
+  });
+
+  test("a device ordinal that does not exist is a clear InvalidDeviceError", () => {
+    expect(() => setDevice(gpus + 3)).toThrow(InvalidDeviceError);
+    expect(() => setDevice(gpus + 3)).toThrow(/does not exist/);
+    expect(() => deviceInfo(-1)).toThrow(InvalidDeviceError);
+  });
+
+  test("raw entry points refuse host memory, oversize E on the register path, and the wrong architecture", () => {
+    const lib = dlopen(libraryInfo().path, symbols);
+    try {
+      const logits = new Float32Array(64);
+      const weights = new Float32Array(8);
+      const indices = new Int32Array(8);
+      const s = lib.symbols;
+      const call = (name: "topk_sigmoid_warp" | "topk_sigmoid_ck" | "topk_sigmoid", experts: number) =>
+        s[name](ptr(logits), 0, 1, experts, experts, null, 0, 1, 0, 1, ptr(weights), ptr(indices), null);
+      expect(call("topk_sigmoid_warp", 64)).toBe(25); // TS_ERR_INVALID_POINTER
+      expect(s.topk_sigmoid_last_error()?.toString()).toMatch(/not GPU memory|host memory/);
+      expect(call("topk_sigmoid_ck", 64)).toBe(25);
+      expect(call("topk_sigmoid", 64)).toBe(25);
+      expect(weights.every((w) => w === 0)).toBe(true);
+      using big = DeviceBuffer.alloc(4096 * 4);
+      using w = DeviceBuffer.alloc(32);
+      using i = DeviceBuffer.alloc(32);
+      expect(s.topk_sigmoid_warp(big.pointer, 0, 1, 2048, 2048, null, 0, 8, 0, 1, w.pointer, i.pointer, null)).toBe(23);
+      expect(s.topk_sigmoid_last_error()?.toString()).toMatch(/experts <= 1024/);
+      if (info?.vendor === "nvidia") {
+        expect(s.topk_sigmoid_gfx9(big.pointer, 0, 1, 64, 64, null, 0, 8, 0, 1, w.pointer, i.pointer, null)).toBe(22);
+        expect(s.topk_sigmoid_last_error()?.toString()).toMatch(/AMD gfx9/);
+      }
+    } finally {
+      lib.close();
+    }
+  });
+
+  test("DeviceBuffer: round trip, dispose twice, use after dispose throws", () => {
+    const data = Float32Array.from({ length: 1000 }, (_, i) => i * 0.5 - 3);
+    const b = DeviceBuffer.from(data);
+    expect(Array.from(b.toFloat32Array())).toEqual(Array.from(data));
+    b.dispose();
+    b.dispose();
+    expect(b.disposed).toBe(true);
+    expect(() => b.pointer).toThrow(/disposed/);
+  });
+});

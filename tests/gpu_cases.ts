@@ -1,0 +1,94 @@
+// tests/gpu_cases.ts: deterministic logits for the GPU suites: random rows mixed with
+// adversarial ones (ties, NaN, +-inf, fp32-saturating values, -0/+0), in any dtype and stride.
+import { type Dtype, floatToBf16Bits, floatToF16Bits, type Logits } from "../mod.ts";
+
+/** mulberry32: small, fast, seedable. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function gaussian(r: () => number): number {
+  const u = Math.max(r(), 1e-12);
+  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * r());
+}
+
+const special = [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, 0, -0, 17, 30, 40, -40, 1e30, -1e30];
+
+/** One row's fp32 values: kind 0 random normal, 1 ties, 2 specials sprinkled, 3 saturating, 4 all NaN. */
+function rowValues(r: () => number, experts: number, kind: number): number[] {
+  const row = new Array<number>(experts);
+  switch (kind) {
+    case 1: {
+      const levels = [r() * 4 - 2, r() * 4 - 2, r() * 4 - 2];
+      for (let e = 0; e < experts; e++) row[e] = levels[Math.floor(r() * levels.length)] as number;
+      return row;
+    }
+    case 2:
+      for (let e = 0; e < experts; e++) row[e] = r() < 0.3 ? (special[Math.floor(r() * special.length)] as number) : gaussian(r);
+      return row;
+    case 3:
+      for (let e = 0; e < experts; e++) row[e] = 16 + r() * 30; // sigmoid saturates to 1.0f
+      return row;
+    case 4:
+      return row.fill(Number.NaN);
+    default:
+      for (let e = 0; e < experts; e++) row[e] = gaussian(r) * 2;
+      return row;
+  }
+}
+
+/** Logits [tokens, stride] in the dtype's memory form; padding columns hold garbage. */
+export function makeLogits(seed: number, tokens: number, experts: number, stride: number, dtype: Dtype): Logits {
+  const r = rng(seed);
+  const n = tokens * stride;
+  const f32 = new Float32Array(n);
+  for (let t = 0; t < tokens; t++) {
+    const kindDraw = r();
+    const kind = kindDraw < 0.8 ? 0 : kindDraw < 0.85 ? 1 : kindDraw < 0.93 ? 2 : kindDraw < 0.98 ? 3 : 4;
+    const values = rowValues(r, experts, kind);
+    const base = t * stride;
+    for (let e = 0; e < experts; e++) f32[base + e] = values[e] as number;
+    for (let e = experts; e < stride; e++) f32[base + e] = r() < 0.5 ? Number.NaN : 1e30; // must be ignored
+  }
+  if (dtype === "f32") return f32;
+  const out = new Uint16Array(n);
+  const convert = dtype === "bf16" ? floatToBf16Bits : floatToF16Bits;
+  for (let i = 0; i < n; i++) out[i] = convert(f32[i] as number);
+  return out;
+}
+
+export function makeBias(seed: number, experts: number): Float32Array {
+  const r = rng(seed ^ 0x5bd1e995);
+  const bias = new Float32Array(experts);
+  // Large enough to reorder: sigmoid scores live in [0, 1].
+  for (let e = 0; e < experts; e++) bias[e] = (r() - 0.5) * 0.6;
+  if (experts > 3) bias[1] = bias[2] as number; // equal biases, so saturated scores tie
+  return bias;
+}
+
+/** First difference between two results, as a readable string, or undefined if byte-identical. */
+export function firstDifference(
+  k: number,
+  a: { weights: Float32Array; indices: Int32Array },
+  b: { weights: Float32Array; indices: Int32Array },
+): string | undefined {
+  const wa = new Uint32Array(a.weights.buffer, a.weights.byteOffset, a.weights.length);
+  const wb = new Uint32Array(b.weights.buffer, b.weights.byteOffset, b.weights.length);
+  if (wa.length !== wb.length) return `lengths differ: ${wa.length} vs ${wb.length}`;
+  for (let i = 0; i < wa.length; i++) {
+    if (wa[i] !== wb[i] || a.indices[i] !== b.indices[i]) {
+      const t = Math.floor(i / k);
+      const row = (x: { weights: Float32Array; indices: Int32Array }) =>
+        Array.from({ length: k }, (_, j) => `${x.indices[t * k + j]}:${x.weights[t * k + j]}`).join(" ");
+      return `token ${t} rank ${i % k}: got [${row(a)}] expected [${row(b)}]`;
+    }
+  }
+  return undefined;
+}
