@@ -2,7 +2,9 @@
 // HIP's __shfl). A policy gives the kernel template (kernel_warp.hpp) three group operations
 // over an aligned group of W lanes of one wavefront:
 //   max(u32) / max(u64): the unsigned maximum over the group, returned to every lane of it;
-//   read(v, src):        lane src's value (src group-relative and uniform within the group).
+//   read(v, src):        lane src's value (src group-relative and uniform within the group);
+//   read_sub(v, src, w): the same within each aligned w-lane segment of the group (kSubgroupRead:
+//                        lets the kernel finish several tokens in one epilogue).
 // On sm_80+ the u32 max is one redux.sync (the packed (value, index) keys of semantics.h make
 // arg-max a plain max); the u64 max is two: the high words, then the low words of the lanes
 // holding the winning high word.
@@ -14,6 +16,7 @@
 #include "gpu_compat.h"
 
 struct ShflPolicy {
+  static constexpr bool kSubgroupRead = true;
   template <int W>
   struct Group {
 #if defined(TS_PLATFORM_CUDA)
@@ -49,6 +52,9 @@ struct ShflPolicy {
 #endif
     }
     __device__ float read(float v, int src) const { return W == 1 ? v : __shfl_sync(mask, v, src, W); }
+    __device__ float read_sub(float v, int src, int width) const {
+      return W == 1 ? v : __shfl_sync(mask, v, src, width);
+    }
 #else  // HIP: __shfl_* act on the whole wavefront, width W keeps them inside the group
     __device__ explicit Group(int) {}
     __device__ uint32_t max(uint32_t v) const {
@@ -70,6 +76,7 @@ struct ShflPolicy {
       return v;
     }
     __device__ float read(float v, int src) const { return W == 1 ? v : __shfl(v, src, W); }
+    __device__ float read_sub(float v, int src, int width) const { return W == 1 ? v : __shfl(v, src, width); }
 #endif
   };
 };

@@ -154,8 +154,8 @@ ts_kernel_args kernel_args(const ts_route_args& a) {
   const int64_t elem = ts_dtype_size(a.dtype);
   const bool vec = reinterpret_cast<uintptr_t>(a.logits) % 16 == 0 && (a.row_stride * elem) % 16 == 0 &&
                    (static_cast<int64_t>(a.experts) * elem) % 16 == 0;
-  return {a.logits, a.tokens,      a.row_stride, a.bias, a.weights, a.indices, a.experts, a.k, a.renormalize,
-          a.scale,  vec ? 1 : 0};
+  return {a.logits, a.tokens, a.row_stride, a.bias,  a.weights, a.indices, a.experts,
+          a.k,      a.renormalize, a.scale,  vec ? 1 : 0, 1};
 }
 
 unsigned grid_for(int64_t work_items, int64_t per_block) {
@@ -163,30 +163,43 @@ unsigned grid_for(int64_t work_items, int64_t per_block) {
   return static_cast<unsigned>(blocks < 0x7fffffff ? blocks : 0x7fffffff);
 }
 
+// Several tokens per group share one epilogue (fewer instructions per token), but only while
+// enough groups remain to fill the device: small batches keep one token per group for latency.
+template <class Policy, int W>
+int tokens_per_group(const ts_kernel_args& k, int multiprocessors) {
+  const int most = ts_tokens_per_group(W, k.k, Policy::kSubgroupRead);
+  const int64_t groups_to_fill = static_cast<int64_t>(multiprocessors) * 64;
+  int g = 1;
+  while (g < most && k.tokens / (2 * g) >= groups_to_fill) g *= 2;
+  return g;
+}
+
 template <class Policy, int Dtype, bool HasBias, int W, int V>
-void launch_warp_shape(const ts_kernel_args& k, hipStream_t stream) {
-  ts_warp_kernel<Policy, Dtype, W, V, HasBias><<<grid_for(k.tokens, kWarpBlock / W), kWarpBlock, 0, stream>>>(k);
+void launch_warp_shape(ts_kernel_args k, hipStream_t stream, int multiprocessors) {
+  k.tokens_per_group = tokens_per_group<Policy, W>(k, multiprocessors);
+  const int64_t per_block = static_cast<int64_t>(kWarpBlock / W) * k.tokens_per_group;
+  ts_warp_kernel<Policy, Dtype, W, V, HasBias><<<grid_for(k.tokens, per_block), kWarpBlock, 0, stream>>>(k);
 }
 
 template <class Policy, int Dtype, bool HasBias>
-bool launch_warp(const ts_kernel_args& k, ts_warp_shape s, hipStream_t stream) {
+bool launch_warp(const ts_kernel_args& k, ts_warp_shape s, hipStream_t stream, int sms) {
   if (s.v == 8) {
     switch (s.w) {
-      case 1: launch_warp_shape<Policy, Dtype, HasBias, 1, 8>(k, stream); return true;
-      case 2: launch_warp_shape<Policy, Dtype, HasBias, 2, 8>(k, stream); return true;
-      case 4: launch_warp_shape<Policy, Dtype, HasBias, 4, 8>(k, stream); return true;
-      case 8: launch_warp_shape<Policy, Dtype, HasBias, 8, 8>(k, stream); return true;
-      case 16: launch_warp_shape<Policy, Dtype, HasBias, 16, 8>(k, stream); return true;
-      case 32: launch_warp_shape<Policy, Dtype, HasBias, 32, 8>(k, stream); return true;
+      case 1: launch_warp_shape<Policy, Dtype, HasBias, 1, 8>(k, stream, sms); return true;
+      case 2: launch_warp_shape<Policy, Dtype, HasBias, 2, 8>(k, stream, sms); return true;
+      case 4: launch_warp_shape<Policy, Dtype, HasBias, 4, 8>(k, stream, sms); return true;
+      case 8: launch_warp_shape<Policy, Dtype, HasBias, 8, 8>(k, stream, sms); return true;
+      case 16: launch_warp_shape<Policy, Dtype, HasBias, 16, 8>(k, stream, sms); return true;
+      case 32: launch_warp_shape<Policy, Dtype, HasBias, 32, 8>(k, stream, sms); return true;
       default: return false;
     }
   }
   if (s.w == 32 && s.v == 16) {
-    launch_warp_shape<Policy, Dtype, HasBias, 32, 16>(k, stream);
+    launch_warp_shape<Policy, Dtype, HasBias, 32, 16>(k, stream, sms);
     return true;
   }
   if (s.w == 32 && s.v == 32) {
-    launch_warp_shape<Policy, Dtype, HasBias, 32, 32>(k, stream);
+    launch_warp_shape<Policy, Dtype, HasBias, 32, 32>(k, stream, sms);
     return true;
   }
   return false;
@@ -194,12 +207,12 @@ bool launch_warp(const ts_kernel_args& k, ts_warp_shape s, hipStream_t stream) {
 
 #if defined(TS_PLATFORM_HIP)
 template <int Dtype, bool HasBias>
-bool launch_gfx9(const ts_kernel_args& k, hipStream_t stream) {
+bool launch_gfx9(const ts_kernel_args& k, hipStream_t stream, int sms) {
   // One wave64 per token: every cross-lane step is a full-wavefront DPP reduction.
   if (k.experts <= 64 * 8) {
-    ts_warp_kernel<DppPolicy, Dtype, 64, 8, HasBias><<<grid_for(k.tokens, kWarpBlock / 64), kWarpBlock, 0, stream>>>(k);
+    launch_warp_shape<DppPolicy, Dtype, HasBias, 64, 8>(k, stream, sms);
   } else {
-    ts_warp_kernel<DppPolicy, Dtype, 64, 16, HasBias><<<grid_for(k.tokens, kWarpBlock / 64), kWarpBlock, 0, stream>>>(k);
+    launch_warp_shape<DppPolicy, Dtype, HasBias, 64, 16>(k, stream, sms);
   }
   return true;
 }
@@ -212,13 +225,13 @@ bool launch_ck(const ts_kernel_args& k, hipStream_t stream) {
 }
 
 template <int Dtype, bool HasBias>
-bool launch(int32_t backend, const ts_kernel_args& k, hipStream_t stream, int wave) {
+bool launch(int32_t backend, const ts_kernel_args& k, hipStream_t stream, const DeviceArch& d) {
   switch (backend) {
     case TS_BACKEND_WARP:
-      return launch_warp<ShflPolicy, Dtype, HasBias>(k, ts_pick_warp_shape(k.experts, k.k, wave < 32 ? wave : 32),
-                                                    stream);
+      return launch_warp<ShflPolicy, Dtype, HasBias>(
+          k, ts_pick_warp_shape(k.experts, k.k, d.warp_size < 32 ? d.warp_size : 32), stream, d.multiprocessors);
 #if defined(TS_PLATFORM_HIP)
-    case TS_BACKEND_GFX9: return launch_gfx9<Dtype, HasBias>(k, stream);
+    case TS_BACKEND_GFX9: return launch_gfx9<Dtype, HasBias>(k, stream, d.multiprocessors);
 #endif
     case TS_BACKEND_CK: return launch_ck<Dtype, HasBias>(k, stream);
     default: return false;
@@ -226,8 +239,8 @@ bool launch(int32_t backend, const ts_kernel_args& k, hipStream_t stream, int wa
 }
 
 template <int Dtype>
-bool launch_dtype(int32_t backend, const ts_kernel_args& k, hipStream_t stream, int wave) {
-  return k.bias ? launch<Dtype, true>(backend, k, stream, wave) : launch<Dtype, false>(backend, k, stream, wave);
+bool launch_dtype(int32_t backend, const ts_kernel_args& k, hipStream_t stream, const DeviceArch& d) {
+  return k.bias ? launch<Dtype, true>(backend, k, stream, d) : launch<Dtype, false>(backend, k, stream, d);
 }
 
 const char* backend_label(int32_t backend) {
@@ -270,9 +283,9 @@ ts_status route_on_device(int32_t requested, const char* entry, const ts_route_a
   if (st != TS_OK) return st;
   const ts_kernel_args k = kernel_args(a);
   hipStream_t stream = static_cast<hipStream_t>(a.stream);
-  const bool launched = a.dtype == TS_DTYPE_F32   ? launch_dtype<TS_DTYPE_F32>(backend, k, stream, d.warp_size)
-                        : a.dtype == TS_DTYPE_F16 ? launch_dtype<TS_DTYPE_F16>(backend, k, stream, d.warp_size)
-                                                  : launch_dtype<TS_DTYPE_BF16>(backend, k, stream, d.warp_size);
+  const bool launched = a.dtype == TS_DTYPE_F32   ? launch_dtype<TS_DTYPE_F32>(backend, k, stream, d)
+                        : a.dtype == TS_DTYPE_F16 ? launch_dtype<TS_DTYPE_F16>(backend, k, stream, d)
+                                                  : launch_dtype<TS_DTYPE_BF16>(backend, k, stream, d);
   if (!launched) return ts_fail(TS_ERR_UNSUPPORTED, "%s: no %s kernel for this shape", entry, backend_label(backend));
   const hipError_t err = hipGetLastError();
   if (err != hipSuccess) return runtime_fail(err, entry, "kernel launch");

@@ -1,11 +1,12 @@
 // kernel_warp.hpp: the register-resident top-k kernel, one template for every vendor.
 // A group of W lanes routes one token (W divides the wavefront; several tokens per wavefront
 // for small E). Lane l holds experts [l*V, l*V + V) in registers as packed (value, index) keys
-// (keys.hpp), so each of the k rounds is: group max of the lanes' best keys (the Policy's one
-// cross-lane step), the owner drops that key and rescans its V keys. Lane r keeps round r's
-// winner, reloads that one logit for its weight (sigmoid only k times per token without bias),
-// and the rank-order sum for renormalisation is read lane by lane so every backend adds in the
-// same order. Only Policy differs between NVIDIA (shuffles/redux) and AMD gfx9 (DPP).
+// (keys.hpp), sorted descending, so each of the k rounds is: group max of the lanes' heads (the
+// Policy's one cross-lane step) and a predicated pop in the owner. Lane r keeps round r's
+// winner; without bias its weight is the sigmoid of the value inside the key (sigmoid only k
+// times per token, no reload), with bias the owner's score is read across. The rank-order sum
+// for renormalisation is read lane by lane so every backend adds in the same order. Only Policy
+// differs between NVIDIA (shuffles / redux.sync) and AMD gfx9 (DPP).
 #ifndef TOPK_SIGMOID_KERNEL_WARP_HPP
 #define TOPK_SIGMOID_KERNEL_WARP_HPP
 
@@ -34,12 +35,54 @@ struct ts_kernel_args {
   int32_t k;
   int32_t renormalize;
   float scale;
-  int32_t vector_loads;  // rows are 16-byte aligned and E * elem is a multiple of 16
+  int32_t vector_loads;      // rows are 16-byte aligned and E * elem is a multiple of 16
+  int32_t tokens_per_group;  // warp kernel: tokens a group routes before one shared epilogue
 };
 
 template <class Key>
 __device__ __forceinline__ Key ts_umax(Key a, Key b) {
   return a > b ? a : b;
+}
+
+// Compare-exchange so that c[i] >= c[j]; scores ride along when the kernel needs them (bias).
+template <bool WithScores, int V, class Key>
+__device__ __forceinline__ void ts_cx(Key (&c)[V], float (&s)[V], int i, int j) {
+  const bool swap = c[i] < c[j];
+  const Key ci = c[i];
+  c[i] = swap ? c[j] : ci;
+  c[j] = swap ? ci : c[j];
+  if (WithScores) {
+    const float si = s[i];
+    s[i] = swap ? s[j] : si;
+    s[j] = swap ? si : s[j];
+  }
+}
+
+// Sorts a lane's keys descending with compile-time indices only, so everything stays in
+// registers: the optimal 19-exchange network for 8 keys, a bitonic network for 16 and 32.
+template <int V, bool WithScores, class Key>
+__device__ __forceinline__ void ts_sort_desc(Key (&c)[V], float (&s)[V]) {
+  if constexpr (V == 8) {
+    constexpr int kNet[19][2] = {{0, 2}, {1, 3}, {4, 6}, {5, 7}, {0, 4}, {1, 5}, {2, 6}, {3, 7}, {0, 1}, {2, 3},
+                                 {4, 5}, {6, 7}, {2, 4}, {3, 5}, {1, 4}, {3, 6}, {1, 2}, {3, 4}, {5, 6}};
+#pragma unroll
+    for (int n = 0; n < 19; ++n) ts_cx<WithScores>(c, s, kNet[n][0], kNet[n][1]);
+  } else {
+#pragma unroll
+    for (int size = 2; size <= V; size <<= 1) {
+#pragma unroll
+      for (int stride = size / 2; stride > 0; stride >>= 1) {
+#pragma unroll
+        for (int i = 0; i < V; ++i) {
+          const int j = i ^ stride;
+          if (j > i) {
+            if ((i & size) == 0 || size == V) ts_cx<WithScores>(c, s, i, j);
+            else ts_cx<WithScores>(c, s, j, i);
+          }
+        }
+      }
+    }
+  }
 }
 
 template <class Policy, int Dtype, int W, int V, bool HasBias>
@@ -49,72 +92,119 @@ __global__ void __launch_bounds__(kWarpBlock) ts_warp_kernel(const ts_kernel_arg
   using Key = typename K::Key;
   constexpr int kGroups = kWarpBlock / W;
   constexpr int kPerVector = 16 / sizeof(Raw);
+  constexpr bool kPairs = sizeof(Raw) == 2 && !HasBias;  // 16-bit keys built two at a time
   static_assert(V % kPerVector == 0, "a lane's slice is whole 16-byte vectors");
   static_assert(W <= TS_WAVE_SIZE_MAX, "a group fits in one wavefront");
 
   const int lane = threadIdx.x & (W - 1);
-  const int experts = a.experts;
+  const int k = a.k;
   const int base = lane * V;
+  const int limit = a.experts - base;  // this lane's slots j < limit hold experts
   const typename Policy::template Group<W> group(static_cast<int>(threadIdx.x % TS_WAVE));
+  // A group routes G = tokens_per_group tokens before one shared epilogue: lane g*kp + r keeps
+  // rank r of the group's g-th token (kp = k rounded up to a power of two, G = W / kp).
+  const int G = a.tokens_per_group;
+  const int kp = W / G;
 
-  for (int64_t first = static_cast<int64_t>(blockIdx.x) * kGroups; first < a.tokens;
-       first += static_cast<int64_t>(gridDim.x) * kGroups) {
-    const int64_t token = first + threadIdx.x / W;
-    if (token >= a.tokens) break;  // the whole group leaves together
-    const Raw* row = static_cast<const Raw*>(a.logits) + token * a.row_stride;
-
-    Raw raw[V];
-    if (a.vector_loads) {
-#pragma unroll
-      for (int c = 0; c < V / kPerVector; ++c) {
-        const int e0 = base + c * kPerVector;
-        uint4 v = make_uint4(0u, 0u, 0u, 0u);
-        if (e0 < experts) v = *reinterpret_cast<const uint4*>(row + e0);
-        __builtin_memcpy(&raw[c * kPerVector], &v, 16);
-      }
-    } else {
-#pragma unroll
-      for (int j = 0; j < V; ++j) raw[j] = base + j < experts ? row[base + j] : Raw(0);
-    }
-
-    Key keys[V];
-    Key best = 0;
-#pragma unroll
-    for (int j = 0; j < V; ++j) {
-      const int e = base + j;
-      keys[j] = e < experts ? K::make(raw[j], HasBias ? a.bias[e] : 0.0f, static_cast<uint32_t>(e)) : Key(0);
-      best = ts_umax(best, keys[j]);
-    }
-
-    // k rounds of group arg-max. Keys are distinct, so exactly one lane owns each winner.
+  for (int64_t first = (static_cast<int64_t>(blockIdx.x) * kGroups + threadIdx.x / W) * G; first < a.tokens;
+       first += static_cast<int64_t>(gridDim.x) * kGroups * G) {
     Key mine = 0;
-    for (int r = 0; r < a.k; ++r) {
-      const Key winner = group.max(best);
-      if (lane == r) mine = winner;
-      if (best == winner) {
-        best = 0;
+    float mine_score = 0.0f;
+    for (int g = 0; g < G; ++g) {
+      const int64_t token = first + g;
+      if (token >= a.tokens) break;  // uniform across the group
+      const Raw* row = static_cast<const Raw*>(a.logits) + token * a.row_stride;
+
+      // Load: 16-byte vectors when rows allow (each vector then lies wholly inside or outside).
+      Raw raw[V];
+      if (a.vector_loads) {
+#pragma unroll
+        for (int c = 0; c < V / kPerVector; ++c) {
+          uint4 v = make_uint4(0u, 0u, 0u, 0u);
+          if (c * kPerVector < limit) v = *reinterpret_cast<const uint4*>(row + base + c * kPerVector);
+          __builtin_memcpy(&raw[c * kPerVector], &v, 16);
+        }
+      } else {
+#pragma unroll
+        for (int j = 0; j < V; ++j) raw[j] = j < limit ? row[base + j] : Raw(0);
+      }
+
+      // Keys, and with bias the scores that become the weights. Slots past the row get key 0
+      // (below every real key); lanes wholly inside the row skip that masking.
+      Key keys[V];
+      float scores[V];
+      if constexpr (kPairs) {
+#pragma unroll
+        for (int j = 0; j < V; j += 2) {
+          uint32_t pair;
+          __builtin_memcpy(&pair, &raw[j], 4);
+          const uint32_t ord = ts_ord16x2(pair, ts_keys16<Dtype>::kInfBits);
+          const uint32_t e = static_cast<uint32_t>(base + j);
+          keys[j] = static_cast<Key>((ord << 16) | ts_index_field(e));
+          keys[j + 1] = static_cast<Key>((ord & 0xffff0000u) | ts_index_field(e + 1));
+        }
+      } else {
 #pragma unroll
         for (int j = 0; j < V; ++j) {
-          keys[j] = keys[j] == winner ? Key(0) : keys[j];
-          best = ts_umax(best, keys[j]);
+          const int e = base + j;
+          const float x = ts_input<Dtype>::to_float(raw[j]);
+          if (HasBias) {
+            const float score = ts_sigmoid(x);
+            scores[j] = ts_isnan(score) ? 0.0f : score;
+            const float b = j < limit ? a.bias[e] : 0.0f;
+            keys[j] = static_cast<Key>(ts_key64(ts_ord32(TS_ADD(score, b)), static_cast<uint32_t>(e)));
+          } else {
+            keys[j] = static_cast<Key>(ts_key64(ts_ord32(x), static_cast<uint32_t>(e)));
+          }
         }
+      }
+      if (limit < V) {
+#pragma unroll
+        for (int j = 0; j < V; ++j) keys[j] = j < limit ? keys[j] : Key(0);
+      }
+      ts_sort_desc<V, HasBias>(keys, scores);
+
+      // k rounds of group arg-max over the lanes' heads. Keys are distinct, so exactly one lane
+      // owns each winner; it pops its head (a predicated shift, no branch).
+      const int slot = g * kp;
+      for (int r = 0; r < k; ++r) {
+        const Key winner = group.max(keys[0]);
+        if (HasBias) {
+          const int owner = static_cast<int>(ts_key_index(static_cast<uint32_t>(winner))) / V;
+          const float s = group.read(scores[0], owner);
+          if (lane == slot + r) mine_score = s;
+        }
+        if (lane == slot + r) mine = winner;
+        const bool pop = keys[0] == winner;
+#pragma unroll
+        for (int j = 0; j < V - 1; ++j) {
+          keys[j] = pop ? keys[j + 1] : keys[j];
+          if (HasBias) scores[j] = pop ? scores[j + 1] : scores[j];
+        }
+        keys[V - 1] = pop ? Key(0) : keys[V - 1];
       }
     }
 
+    // Shared epilogue: lane g*kp + r < k holds rank r of token first + g. Its weight is the
+    // score (bias) or the sigmoid of the value inside the key (no reload); the rank-order sum
+    // is read lane by lane within the token's segment so every backend adds in the same order.
+    const int rank = lane & (kp - 1);
+    const int64_t token = first + lane / kp;
+    const bool holds = rank < k && token < a.tokens;
     float w = 0.0f;
-    uint32_t index = 0;
-    if (lane < a.k) {
-      index = ts_key_index(static_cast<uint32_t>(mine));
-      w = ts_weight_of_logit(ts_input<Dtype>::to_float(row[index]));
-    }
+    if (holds) w = HasBias ? mine_score : ts_weight_of_logit(K::value_of(mine));
     float sum = 0.0f;
     if (a.renormalize) {
-      for (int r = 0; r < a.k; ++r) sum = TS_ADD(sum, group.read(w, r));
+      if constexpr (Policy::kSubgroupRead) {
+        for (int r = 0; r < k; ++r) sum = TS_ADD(sum, group.read_sub(w, r, kp));
+      } else {
+        for (int r = 0; r < k; ++r) sum = TS_ADD(sum, group.read(w, r));
+      }
     }
-    if (lane < a.k) {
-      const int64_t o = token * a.k + lane;
+    if (holds) {
+      const int64_t o = token * k + rank;
       a.weights[o] = ts_final_weight(w, sum, a.renormalize != 0, a.scale);
-      a.indices[o] = static_cast<int32_t>(index);
+      a.indices[o] = static_cast<int32_t>(ts_key_index(static_cast<uint32_t>(mine)));
     }
   }
 }
@@ -126,6 +216,14 @@ struct ts_warp_shape {
   int w;
   int v;
 };
+// Tokens per group pass: W / (k rounded up to a power of two) when the policy can read within
+// sub-segments, else 1.
+inline int ts_tokens_per_group(int w, int k, bool subgroup_read) {
+  if (!subgroup_read) return 1;
+  int kp = 1;
+  while (kp < k) kp <<= 1;
+  return w / kp;
+}
 inline ts_warp_shape ts_pick_warp_shape(int experts, int k, int max_width) {
   int need = (experts + 7) / 8;
   if (need < k) need = k;

@@ -22,6 +22,7 @@ struct ts_input<TS_DTYPE_F32> {
 
 // Without bias, 16-bit inputs rank on their own bits: a 32-bit (value, index) key. Everything
 // else ranks on an fp32 value (the logit, or sigmoid + bias): a 64-bit key.
+// value_of(key) gives back the ranked logit of a key made without bias (NaN for NaN).
 template <int Dtype, bool HasBias>
 struct ts_keys {
   using Key = uint64_t;
@@ -29,16 +30,21 @@ struct ts_keys {
     const float x = ts_input<Dtype>::to_float(raw);
     return ts_key64(ts_ord32(HasBias ? ts_biased_value(x, bias) : x), index);
   }
+  TS_HD static float value_of(Key key) { return ts_unord32(static_cast<uint32_t>(key >> 32)); }
+};
+template <int Dtype>
+struct ts_keys16 {
+  using Key = uint32_t;
+  static constexpr uint32_t kInfBits = Dtype == TS_DTYPE_BF16 ? 0x7f80u : 0x7c00u;
+  TS_HD static Key make(uint16_t raw, float, uint32_t index) { return ts_key32(ts_ord16(raw, kInfBits), index); }
+  TS_HD static float value_of(Key key) {
+    const uint32_t ord = key >> 16;
+    return ord == 0u ? ts_bits_float(0x7fc00000u) : ts_input<Dtype>::to_float(ts_unord16(ord));
+  }
 };
 template <>
-struct ts_keys<TS_DTYPE_BF16, false> {
-  using Key = uint32_t;
-  TS_HD static Key make(uint16_t raw, float, uint32_t index) { return ts_key32(ts_ord_bf16(raw), index); }
-};
+struct ts_keys<TS_DTYPE_BF16, false> : ts_keys16<TS_DTYPE_BF16> {};
 template <>
-struct ts_keys<TS_DTYPE_F16, false> {
-  using Key = uint32_t;
-  TS_HD static Key make(uint16_t raw, float, uint32_t index) { return ts_key32(ts_ord_f16(raw), index); }
-};
+struct ts_keys<TS_DTYPE_F16, false> : ts_keys16<TS_DTYPE_F16> {};
 
 #endif  // TOPK_SIGMOID_KEYS_HPP

@@ -82,7 +82,7 @@ TS_HD float ts_sigmoid(float x) {
   const float ax = ts_bits_float(ts_float_bits(x) & 0x7fffffffu);
   const float e = ts_exp_nonpositive(-ax);
   const float d = TS_ADD(1.0f, e);
-  return x >= 0.0f ? TS_DIV(1.0f, d) : TS_DIV(e, d);
+  return TS_DIV(x >= 0.0f ? 1.0f : e, d);  // one division, whichever numerator
 }
 
 // The routed weight of a chosen expert: its score, 0 for a NaN logit.
@@ -114,8 +114,25 @@ TS_HD uint32_t ts_ord16(uint32_t h, uint32_t inf_bits) {
   if ((h & 0x7fffu) == 0u) h = 0u;
   return (h & 0x8000u) ? (~h & 0xffffu) : (h | 0x8000u);
 }
-TS_HD uint32_t ts_ord_bf16(uint32_t h) { return ts_ord16(h, 0x7f80u); }
-TS_HD uint32_t ts_ord_f16(uint32_t h) { return ts_ord16(h, 0x7c00u); }
+
+// Two 16-bit floats in one word (element 2i in the low half) -> both orderable values at once,
+// exactly ts_ord16 of each half: the GPU kernels convert pairs with a handful of word operations.
+TS_HD uint32_t ts_ord16x2(uint32_t x, uint32_t inf_bits) {
+  const uint32_t abs = x & 0x7fff7fffu;
+  const uint32_t nonzero = (abs + 0x7fff7fffu) & 0x80008000u;  // per half: |h| >= 1 (no carry out)
+  const uint32_t canon = x & (0x7fff7fffu | nonzero);            // -0 -> +0
+  const uint32_t neg = (canon >> 15) & 0x00010001u;
+  const uint32_t ord = canon ^ (neg * 0x7fffu + 0x80008000u);    // negative: ~h, positive: h | 0x8000
+  const uint32_t nan = ((abs + (0x7fffu - inf_bits) * 0x00010001u) >> 15) & 0x00010001u;  // |h| > inf
+  return ord & ~(nan * 0xffffu);
+}
+
+// Inverses, for reading a chosen expert's value back out of its key (NaN -> ord 0 -> NaN).
+TS_HD uint32_t ts_unord16(uint32_t ord) { return (ord & 0x8000u) ? (ord & 0x7fffu) : (~ord & 0xffffu); }
+TS_HD float ts_unord32(uint32_t ord) {
+  if (ord == 0u) return ts_bits_float(0x7fc00000u);
+  return ts_bits_float((ord & 0x80000000u) ? (ord & 0x7fffffffu) : ~ord);
+}
 
 // The index half of a key: larger for lower indices, never 0 (0 is the "empty" key), since
 // index <= 32767 < 0xffff.

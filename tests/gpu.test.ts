@@ -118,7 +118,7 @@ gpuDescribe("GPU backends are byte-identical to the host backend", () => {
         }
       }
       expect(checked).toBeGreaterThan(0);
-    });
+    }, 120_000);
   }
 
   test("T = 65536 for every E of the warp grid (k = 8 or E), dtypes rotating, bias on half", () => {
@@ -135,7 +135,7 @@ gpuDescribe("GPU backends are byte-identical to the host backend", () => {
       };
       expect(checkCase(c)).toBeUndefined();
     }
-  });
+  }, 300_000);
 
   test("ck beyond the register path: E in {2048, 4096, 16384}, every k and dtype", () => {
     let i = 0;
@@ -157,7 +157,7 @@ gpuDescribe("GPU backends are byte-identical to the host backend", () => {
         }
       }
     }
-  });
+  }, 120_000);
 
   test("T = 0 is a no-op on every backend (outputs untouched)", () => {
     for (const backend of deviceBackends(64)) {
