@@ -89,11 +89,28 @@ const bufferRegistry = new FinalizationRegistry<Pointer>((pointer) => {
 export class DeviceBuffer {
   #pointer: Pointer;
   readonly bytes: number;
+  /** False for views made with wrap(): their memory belongs to someone else and is never freed here. */
+  readonly owned: boolean;
 
-  private constructor(pointer: Pointer, bytes: number) {
+  private constructor(pointer: Pointer, bytes: number, owned: boolean) {
     this.#pointer = pointer;
     this.bytes = bytes;
-    bufferRegistry.register(this, pointer, this);
+    this.owned = owned;
+    if (owned) bufferRegistry.register(this, pointer, this);
+  }
+
+  /**
+   * A non-owning view of device memory allocated elsewhere (another library's tensor): usable
+   * wherever a DeviceBuffer is; dispose() only forgets the address. The caller keeps the memory
+   * alive and on the current device.
+   */
+  static wrap(pointer: number | bigint, bytes: number): DeviceBuffer {
+    const address = typeof pointer === "bigint" ? Number(pointer) : pointer;
+    if (!Number.isSafeInteger(address) || address <= 0)
+      throw new ValidationError(`DeviceBuffer.wrap: pointer must be a non-zero address, got ${pointer}`);
+    if (!Number.isSafeInteger(bytes) || bytes <= 0)
+      throw new ValidationError(`DeviceBuffer.wrap: bytes must be a positive integer, got ${bytes}`);
+    return new DeviceBuffer(address as Pointer, bytes, false);
   }
 
   /** Allocates `bytes` (> 0) of device memory (uninitialised). */
@@ -102,7 +119,7 @@ export class DeviceBuffer {
       throw new ValidationError(`DeviceBuffer.alloc: bytes must be a positive integer, got ${bytes}`);
     const cell = outPointer();
     check(native().symbols.topk_sigmoid_malloc(cell, bytes));
-    return new DeviceBuffer(pointerOf(cell), bytes);
+    return new DeviceBuffer(pointerOf(cell), bytes, true);
   }
 
   /** Allocates a buffer the size of `data` and copies it there. */
@@ -163,12 +180,13 @@ export class DeviceBuffer {
     return this.download(new Uint16Array(Math.floor(this.bytes / 2)), stream);
   }
 
-  /** Frees the memory now. Safe to call twice. */
+  /** Frees the memory now (a wrap() view only forgets the address). Safe to call twice. */
   dispose(): void {
     if (this.#pointer === 0) return;
-    bufferRegistry.unregister(this);
     const pointer = this.#pointer;
     this.#pointer = NONE;
+    if (!this.owned) return;
+    bufferRegistry.unregister(this);
     check(native().symbols.topk_sigmoid_free(pointer));
   }
 
@@ -180,13 +198,23 @@ export class DeviceBuffer {
 /** A GPU stream of the current device. */
 export class Stream {
   #handle: Pointer;
-  private constructor(handle: Pointer) {
+  readonly #owned: boolean;
+  private constructor(handle: Pointer, owned: boolean) {
     this.#handle = handle;
+    this.#owned = owned;
   }
+  /** Creates a non-blocking stream on the current device. */
   static create(): Stream {
     const cell = outPointer();
     check(native().symbols.topk_sigmoid_stream_create(cell));
-    return new Stream(pointerOf(cell));
+    return new Stream(pointerOf(cell), true);
+  }
+  /** A non-owning view of a stream created elsewhere (a cudaStream_t / hipStream_t address). */
+  static wrap(handle: number | bigint): Stream {
+    const address = typeof handle === "bigint" ? Number(handle) : handle;
+    if (!Number.isSafeInteger(address) || address <= 0)
+      throw new ValidationError(`Stream.wrap: handle must be a non-zero address, got ${handle}`);
+    return new Stream(address as Pointer, false);
   }
   get handle(): Pointer {
     if (this.#handle === 0) throw new DisposedError("this Stream was disposed");
@@ -196,11 +224,12 @@ export class Stream {
   synchronize(): void {
     check(native().symbols.topk_sigmoid_stream_synchronize(this.handle));
   }
+  /** Destroys the stream (a wrap() view only forgets the handle). Safe to call twice. */
   dispose(): void {
     if (this.#handle === 0) return;
     const handle = this.#handle;
     this.#handle = NONE;
-    check(native().symbols.topk_sigmoid_stream_destroy(handle));
+    if (this.#owned) check(native().symbols.topk_sigmoid_stream_destroy(handle));
   }
   [Symbol.dispose](): void {
     this.dispose();

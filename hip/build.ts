@@ -7,7 +7,7 @@
 //                                         toolchain knows, plus their ISA text in lib/isa/ for the DPP check
 // Flags: --werror (also TOPK_SIGMOID_WERROR=1 or CI=true), --sanitize, --only host,cuda,hip,sanitize,
 //        --cuda-arch 80,90 (default), --verbose.
-import { existsSync, mkdirSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 
 const root = join(import.meta.dir, "..");
@@ -100,7 +100,7 @@ function buildCuda(nvcc: string): void {
   const archs = (option("--cuda-arch") ?? process.env.TOPK_SIGMOID_CUDA_ARCH ?? "80,90").split(",");
   const gencode = archs.flatMap((a) => ["-gencode", `arch=compute_${a},code=sm_${a}`]);
   const out = join(libDir, "libtopk_sigmoid_cuda.so");
-  const objDir = join(libDir, "obj-cuda");
+  const objDir = join(libDir, `obj-cuda-${process.pid}`); // per build, so concurrent builds do not collide
   mkdirSync(objDir, { recursive: true });
   const hostFlags = [...commonCxx, ...warnings].join(",");
   // --fmad=false: never contract; -ftz=false, -prec-div=true, -prec-sqrt=true are the defaults
@@ -160,7 +160,7 @@ function buildHip(hipcc: string): void {
   }
   const env = { HIP_PLATFORM: "amd" };
   const out = join(libDir, "libtopk_sigmoid_hip.so");
-  const objDir = join(libDir, "obj-hip");
+  const objDir = join(libDir, `obj-hip-${process.pid}`);
   mkdirSync(objDir, { recursive: true });
   const flags = [
     ...commonCxx,
@@ -179,31 +179,77 @@ function buildHip(hipcc: string): void {
   });
   must("HIP library link", [hipcc, "-shared", "-fPIC", "-Wno-unused-command-line-argument", ...targets.map((t) => `--offload-arch=${t}`), "-o", out, gpuObj, ...hostObjs, "-pthread"], env);
   rmSync(objDir, { recursive: true, force: true });
-  // Device assembly per target, for the ISA checks (DPP steps present, no spills).
-  mkdirSync(isaDir, { recursive: true });
-  for (const t of targets) {
-    const isa = join(isaDir, `device_backend-${t}.s`);
-    must(
-      `HIP ISA ${t}`,
-      [
-        hipcc,
-        ...commonCxx,
-        ...warnings,
-        "-O3",
-        "-Wno-unused-command-line-argument",
-        `--offload-arch=${t}`,
-        "--cuda-device-only",
-        "-S",
-        "-x",
-        "hip",
-        gpuSource,
-        "-o",
-        isa,
-      ],
-      env,
-    );
+  const isa = writeIsa(out);
+  console.log(`build: ${out.replace(`${root}/`, "")} (${targets.join(", ")}; ${isa})`);
+}
+
+// An LLVM tool of the HIP toolchain: ROCm's own (HIP_CLANG_PATH, $ROCM_PATH/llvm/bin,
+// /opt/rocm/llvm/bin), else the distribution's (Debian's hipcc depends on llvm-15 and
+// clang-tools-15, which bring llvm-objdump-15 and clang-offload-bundler-15).
+function llvmTool(name: string): string | undefined {
+  const rocm = process.env.ROCM_PATH ? join(process.env.ROCM_PATH, "llvm", "bin") : undefined;
+  for (const dir of [process.env.HIP_CLANG_PATH, rocm, "/opt/rocm/llvm/bin"]) {
+    if (dir && existsSync(join(dir, name))) return join(dir, name);
   }
-  console.log(`build: ${out.replace(`${root}/`, "")} (${targets.join(", ")}; ISA in lib/isa/)`);
+  for (const version of [20, 19, 18, 17, 16, 15]) {
+    const found = which(`${name}-${version}`);
+    if (found) return found;
+  }
+  return which(name);
+}
+
+// stdout of a tool that must succeed (kept apart from stderr: it becomes a file).
+function capture(step: string, cmd: string[]): string {
+  if (verbose) console.log(`  $ ${cmd.join(" ")}`);
+  const proc = Bun.spawnSync(cmd, { cwd: root, stdout: "pipe", stderr: "pipe" });
+  if (proc.exitCode !== 0) {
+    console.log(`${proc.stdout.toString()}${proc.stderr.toString()}`.trim());
+    console.error(`build: ${step} failed`);
+    process.exit(1);
+  }
+  return proc.stdout.toString();
+}
+
+// The device ISA for tools/check_gfx9_isa.ts, taken from what ships: the code objects embedded
+// in the library's .hip_fatbin, one per target, as lib/isa/device_backend-<arch>.co, with their
+// disassembly (.s, llvm-objdump) and AMDGPU metadata note (.metadata.yaml: registers, spills,
+// scratch). Returns a summary for the build log.
+function writeIsa(library: string): string {
+  rmSync(isaDir, { recursive: true, force: true });
+  const objcopy = llvmTool("llvm-objcopy");
+  const bundler = llvmTool("clang-offload-bundler");
+  const objdump = llvmTool("llvm-objdump");
+  const readelf = llvmTool("llvm-readelf");
+  if (!objcopy || !bundler || !objdump || !readelf) {
+    return "no ISA: llvm-objcopy, clang-offload-bundler, llvm-objdump and llvm-readelf are needed (Debian: llvm-15, clang-tools-15)";
+  }
+  mkdirSync(isaDir, { recursive: true });
+  const fatbin = join(isaDir, "device_backend.hipfb");
+  must("HIP ISA: extract .hip_fatbin", [objcopy, "-O", "binary", "--only-section=.hip_fatbin", library, fatbin]);
+  const bundles = capture("HIP ISA: list code objects", [bundler, "--list", "--type=o", `--input=${fatbin}`])
+    .split("\n")
+    .map((line) => line.trim())
+    .filter((id) => id.startsWith("hip") && id.includes("-amdgcn-"));
+  const archs: string[] = [];
+  for (const id of bundles) {
+    // hipv4-amdgcn-amd-amdhsa--gfx90a[:feature+...]
+    const arch = (id.split("--").pop() ?? id).split(":")[0] as string;
+    const base = join(isaDir, `device_backend-${arch}`);
+    must(`HIP ISA ${arch}: unbundle`, [
+      bundler,
+      "--unbundle",
+      "--type=o",
+      `--input=${fatbin}`,
+      `--targets=${id}`,
+      `--output=${base}.co`,
+    ]);
+    const disassembly = capture(`HIP ISA ${arch}: disassemble`, [objdump, "-d", `--mcpu=${arch}`, `${base}.co`]);
+    writeFileSync(`${base}.s`, disassembly);
+    writeFileSync(`${base}.metadata.yaml`, capture(`HIP ISA ${arch}: metadata`, [readelf, "--notes", `${base}.co`]));
+    archs.push(arch);
+  }
+  rmSync(fatbin, { force: true });
+  return archs.length > 0 ? `ISA of ${archs.join(", ")} in lib/isa/` : "no code objects found in .hip_fatbin";
 }
 
 mkdirSync(libDir, { recursive: true });

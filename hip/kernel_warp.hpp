@@ -4,7 +4,7 @@
 // (keys.hpp), sorted descending, so each of the k rounds is: group max of the lanes' heads (the
 // Policy's one cross-lane step) and a predicated pop in the owner. Lane r keeps round r's
 // winner; without bias its weight is the sigmoid of the value inside the key (sigmoid only k
-// times per token, no reload), with bias the owner's score is read across. The rank-order sum
+// times per token, no reload), with bias the winner's logit is read again (a cache hit). The rank-order sum
 // for renormalisation is read lane by lane so every backend adds in the same order. Only Policy
 // differs between NVIDIA (shuffles / redux.sync) and AMD gfx9 (DPP).
 #ifndef TOPK_SIGMOID_KERNEL_WARP_HPP
@@ -44,29 +44,23 @@ __device__ __forceinline__ Key ts_umax(Key a, Key b) {
   return a > b ? a : b;
 }
 
-// Compare-exchange so that c[i] >= c[j]; scores ride along when the kernel needs them (bias).
-template <bool WithScores, int V, class Key>
-__device__ __forceinline__ void ts_cx(Key (&c)[V], float (&s)[V], int i, int j) {
-  const bool swap = c[i] < c[j];
-  const Key ci = c[i];
-  c[i] = swap ? c[j] : ci;
-  c[j] = swap ? ci : c[j];
-  if (WithScores) {
-    const float si = s[i];
-    s[i] = swap ? s[j] : si;
-    s[j] = swap ? si : s[j];
-  }
+// Compare-exchange so that c[i] >= c[j].
+template <int V, class Key>
+__device__ __forceinline__ void ts_cx(Key (&c)[V], int i, int j) {
+  const Key hi = ts_umax(c[i], c[j]);
+  c[j] = c[i] < c[j] ? c[i] : c[j];
+  c[i] = hi;
 }
 
 // Sorts a lane's keys descending with compile-time indices only, so everything stays in
 // registers: the optimal 19-exchange network for 8 keys, a bitonic network for 16 and 32.
-template <int V, bool WithScores, class Key>
-__device__ __forceinline__ void ts_sort_desc(Key (&c)[V], float (&s)[V]) {
+template <int V, class Key>
+__device__ __forceinline__ void ts_sort_desc(Key (&c)[V]) {
   if constexpr (V == 8) {
     constexpr int kNet[19][2] = {{0, 2}, {1, 3}, {4, 6}, {5, 7}, {0, 4}, {1, 5}, {2, 6}, {3, 7}, {0, 1}, {2, 3},
                                  {4, 5}, {6, 7}, {2, 4}, {3, 5}, {1, 4}, {3, 6}, {1, 2}, {3, 4}, {5, 6}};
 #pragma unroll
-    for (int n = 0; n < 19; ++n) ts_cx<WithScores>(c, s, kNet[n][0], kNet[n][1]);
+    for (int n = 0; n < 19; ++n) ts_cx(c, kNet[n][0], kNet[n][1]);
   } else {
 #pragma unroll
     for (int size = 2; size <= V; size <<= 1) {
@@ -76,8 +70,8 @@ __device__ __forceinline__ void ts_sort_desc(Key (&c)[V], float (&s)[V]) {
         for (int i = 0; i < V; ++i) {
           const int j = i ^ stride;
           if (j > i) {
-            if ((i & size) == 0 || size == V) ts_cx<WithScores>(c, s, i, j);
-            else ts_cx<WithScores>(c, s, j, i);
+            if ((i & size) == 0 || size == V) ts_cx(c, i, j);
+            else ts_cx(c, j, i);
           }
         }
       }
@@ -109,7 +103,6 @@ __global__ void __launch_bounds__(kWarpBlock) ts_warp_kernel(const ts_kernel_arg
   for (int64_t first = (static_cast<int64_t>(blockIdx.x) * kGroups + threadIdx.x / W) * G; first < a.tokens;
        first += static_cast<int64_t>(gridDim.x) * kGroups * G) {
     Key mine = 0;
-    float mine_score = 0.0f;
     for (int g = 0; g < G; ++g) {
       const int64_t token = first + g;
       if (token >= a.tokens) break;  // uniform across the group
@@ -129,10 +122,9 @@ __global__ void __launch_bounds__(kWarpBlock) ts_warp_kernel(const ts_kernel_arg
         for (int j = 0; j < V; ++j) raw[j] = j < limit ? row[base + j] : Raw(0);
       }
 
-      // Keys, and with bias the scores that become the weights. Slots past the row get key 0
-      // (below every real key); lanes wholly inside the row skip that masking.
+      // Keys. Slots past the row get key 0 (below every real key); lanes wholly inside the row
+      // skip that masking.
       Key keys[V];
-      float scores[V];
       if constexpr (kPairs) {
 #pragma unroll
         for (int j = 0; j < V; j += 2) {
@@ -149,10 +141,8 @@ __global__ void __launch_bounds__(kWarpBlock) ts_warp_kernel(const ts_kernel_arg
           const int e = base + j;
           const float x = ts_input<Dtype>::to_float(raw[j]);
           if (HasBias) {
-            const float score = ts_sigmoid(x);
-            scores[j] = ts_isnan(score) ? 0.0f : score;
             const float b = j < limit ? a.bias[e] : 0.0f;
-            keys[j] = static_cast<Key>(ts_key64(ts_ord32(TS_ADD(score, b)), static_cast<uint32_t>(e)));
+            keys[j] = static_cast<Key>(ts_key64(ts_ord32(ts_biased_value(x, b)), static_cast<uint32_t>(e)));
           } else {
             keys[j] = static_cast<Key>(ts_key64(ts_ord32(x), static_cast<uint32_t>(e)));
           }
@@ -162,37 +152,38 @@ __global__ void __launch_bounds__(kWarpBlock) ts_warp_kernel(const ts_kernel_arg
 #pragma unroll
         for (int j = 0; j < V; ++j) keys[j] = j < limit ? keys[j] : Key(0);
       }
-      ts_sort_desc<V, HasBias>(keys, scores);
+      ts_sort_desc<V>(keys);
 
       // k rounds of group arg-max over the lanes' heads. Keys are distinct, so exactly one lane
       // owns each winner; it pops its head (a predicated shift, no branch).
       const int slot = g * kp;
       for (int r = 0; r < k; ++r) {
         const Key winner = group.max(keys[0]);
-        if (HasBias) {
-          const int owner = static_cast<int>(ts_key_index(static_cast<uint32_t>(winner))) / V;
-          const float s = group.read(scores[0], owner);
-          if (lane == slot + r) mine_score = s;
-        }
         if (lane == slot + r) mine = winner;
         const bool pop = keys[0] == winner;
 #pragma unroll
-        for (int j = 0; j < V - 1; ++j) {
-          keys[j] = pop ? keys[j + 1] : keys[j];
-          if (HasBias) scores[j] = pop ? scores[j + 1] : scores[j];
-        }
+        for (int j = 0; j < V - 1; ++j) keys[j] = pop ? keys[j + 1] : keys[j];
         keys[V - 1] = pop ? Key(0) : keys[V - 1];
       }
     }
 
-    // Shared epilogue: lane g*kp + r < k holds rank r of token first + g. Its weight is the
-    // score (bias) or the sigmoid of the value inside the key (no reload); the rank-order sum
-    // is read lane by lane within the token's segment so every backend adds in the same order.
+    // Shared epilogue: lane g*kp + r < k holds rank r of token first + g. Without bias its
+    // weight is the sigmoid of the value inside the key; with bias the key holds score + bias,
+    // so that one logit is read again (just loaded: a cache hit). The rank-order sum is read
+    // lane by lane within the token's segment so every backend adds in the same order.
     const int rank = lane & (kp - 1);
     const int64_t token = first + lane / kp;
     const bool holds = rank < k && token < a.tokens;
+    const uint32_t index = ts_key_index(static_cast<uint32_t>(mine));
     float w = 0.0f;
-    if (holds) w = HasBias ? mine_score : ts_weight_of_logit(K::value_of(mine));
+    if (holds) {
+      if (HasBias) {
+        const Raw* row = static_cast<const Raw*>(a.logits) + token * a.row_stride;
+        w = ts_weight_of_logit(ts_input<Dtype>::to_float(row[index]));
+      } else {
+        w = ts_weight_of_logit(K::value_of(mine));
+      }
+    }
     float sum = 0.0f;
     if (a.renormalize) {
       if constexpr (Policy::kSubgroupRead) {
@@ -204,7 +195,7 @@ __global__ void __launch_bounds__(kWarpBlock) ts_warp_kernel(const ts_kernel_arg
     if (holds) {
       const int64_t o = token * k + rank;
       a.weights[o] = ts_final_weight(w, sum, a.renormalize != 0, a.scale);
-      a.indices[o] = static_cast<int32_t>(ts_key_index(static_cast<uint32_t>(mine)));
+      a.indices[o] = static_cast<int32_t>(index);
     }
   }
 }

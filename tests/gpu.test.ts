@@ -239,6 +239,25 @@ gpuDescribe("device API", () => {
     }
   });
 
+  test("wrapped (non-owning) buffers and streams route like owned ones and are not freed by dispose", () => {
+    const logits = makeLogits(11, 64, 128, 128, "bf16");
+    using host = createRouter({ experts: 128, topk: 4, dtype: "bf16", backend: "host" });
+    using router = createRouter({ experts: 128, topk: 4, dtype: "bf16" });
+    using owner = DeviceBuffer.from(logits);
+    using w = DeviceBuffer.alloc(64 * 4 * 4);
+    using i = DeviceBuffer.alloc(64 * 4 * 4);
+    using ownedStream = Stream.create();
+    const view = DeviceBuffer.wrap(owner.pointer, owner.bytes);
+    const streamView = Stream.wrap(ownedStream.handle);
+    router.routeDevice(view, 64, { weights: w, indices: i }, streamView);
+    streamView.synchronize();
+    view.dispose();
+    streamView.dispose();
+    expect(owner.toUint16Array()).toEqual(logits as Uint16Array); // still allocated
+    ownedStream.synchronize(); // still alive
+    expect(firstDifference(4, { weights: w.toFloat32Array(), indices: i.toInt32Array() }, host.route(logits))).toBeUndefined();
+  });
+
   test("DeviceBuffer: round trip, dispose twice, use after dispose throws", () => {
     const data = Float32Array.from({ length: 1000 }, (_, i) => i * 0.5 - 3);
     const b = DeviceBuffer.from(data);
