@@ -28,7 +28,13 @@ function timeGraph(body: () => void): number {
 console.log(`device: ${deviceInfo().name}`);
 console.log(`empty kernel (graph): ${timeGraph(() => launchEmptyKernel(stream)).toFixed(2)} us`);
 const configs: [number, number, number, Dtype, boolean][] = [
+  [8, 1, 1, "bf16", false],
+  [64, 1, 1, "bf16", false],
+  [256, 1, 1, "bf16", false],
+  [256, 4, 1, "bf16", false],
   [64, 8, 1, "bf16", false],
+  [64, 8, 256, "bf16", false],
+  [256, 8, 256, "bf16", false],
   [256, 8, 1, "bf16", false],
   [512, 8, 256, "bf16", false],
   [128, 8, 4096, "bf16", false],
@@ -38,6 +44,7 @@ const configs: [number, number, number, Dtype, boolean][] = [
   [256, 8, 65536, "bf16", true],
   [384, 8, 65536, "bf16", false],
   [512, 8, 65536, "bf16", false],
+  [384, 8, 65536, "bf16", true],
   [256, 8, 65536, "f32", false],
 ];
 for (const [experts, k, tokens, dtype, withBias] of configs) {
