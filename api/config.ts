@@ -16,7 +16,9 @@ export const RouterConfigSchema = z
     /** Optional fp32 correction bias, one per expert: ranks by sigmoid(x) + bias, weights exclude it. */
     bias: z
       .union([
-        z.custom<Float32Array>((v) => v instanceof Float32Array, { message: "bias must be a Float32Array or number[]" }),
+        z.custom<Float32Array>((v) => v instanceof Float32Array, {
+          message: "bias must be a Float32Array or number[]",
+        }),
         z.array(z.number()),
       ])
       .optional()

@@ -49,6 +49,8 @@ export interface DeviceInfo {
   totalMemory: number;
   /** The kernel topk_sigmoid picks on this device for experts <= 1024. */
   dispatchBackend: BackendName;
+  /** L2 cache size in bytes (benchmarks rotate inputs past it). */
+  l2CacheBytes: number;
 }
 
 // ts_device_info layout (hip/topk_sigmoid.h): i64, 8 x i32, char[256], char[64].
@@ -76,6 +78,7 @@ export function deviceInfo(ordinal?: number): DeviceInfo {
     multiprocessors: i32(4),
     warpSize: i32(5),
     dispatchBackend: backendName(i32(6)),
+    l2CacheBytes: i32(7),
     name: cString(buf.subarray(40, 296)),
     arch: cString(buf.subarray(296, 360)),
   };
@@ -163,6 +166,15 @@ export class DeviceBuffer {
         native().symbols.topk_sigmoid_copy_to_host(bytesOf(into), this.pointer, into.byteLength, streamHandle(stream)),
       );
     return into;
+  }
+
+  /** Copies `bytes` (default: all of `source`) from another DeviceBuffer, asynchronously on the stream. */
+  copyFrom(source: DeviceBuffer, bytes = source.bytes, stream?: StreamLike): void {
+    if (!Number.isSafeInteger(bytes) || bytes < 0 || bytes > source.bytes || bytes > this.bytes)
+      throw new ValidationError(
+        `copyFrom: ${bytes} bytes do not fit (source ${source.bytes} bytes, destination ${this.bytes} bytes)`,
+      );
+    check(native().symbols.topk_sigmoid_copy_device(this.pointer, source.pointer, bytes, streamHandle(stream)));
   }
 
   /** Sets every byte to `value` (asynchronous on the stream). */

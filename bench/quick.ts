@@ -1,6 +1,15 @@
 // bench/quick.ts: a fast first look at kernel times (graph replay, device events), used while
 // tuning. The full benchmark is bench/run.ts.
-import { createRouter, DeviceBuffer, DeviceEvent, type Dtype, deviceInfo, Graph, launchEmptyKernel, Stream } from "../mod.ts";
+import {
+  createRouter,
+  DeviceBuffer,
+  DeviceEvent,
+  type Dtype,
+  deviceInfo,
+  Graph,
+  launchEmptyKernel,
+  Stream,
+} from "../mod.ts";
 import { makeBias, makeLogits } from "../tests/gpu_cases.ts";
 
 const stream = Stream.create();

@@ -31,6 +31,7 @@ export const symbols = {
   topk_sigmoid_copy_to_device: { args: [ptr, ptr, u64, ptr], returns: i32 },
   topk_sigmoid_copy_to_host: { args: [ptr, ptr, u64, ptr], returns: i32 },
   topk_sigmoid_memset: { args: [ptr, i32, u64, ptr], returns: i32 },
+  topk_sigmoid_copy_device: { args: [ptr, ptr, u64, ptr], returns: i32 },
   topk_sigmoid_stream_create: { args: [ptr], returns: i32 },
   topk_sigmoid_stream_destroy: { args: [ptr], returns: i32 },
   topk_sigmoid_stream_synchronize: { args: [ptr], returns: i32 },

@@ -174,10 +174,29 @@ function buildHip(hipcc: string): void {
   // The host sources are plain C++: compile them with hipcc's clang but without offloading.
   const hostObjs = hostSources.map((src) => {
     const obj = join(objDir, `${src.split("/").pop()}.o`);
-    must(`host object ${src}`, [hipcc, ...commonCxx, ...warnings, "-O3", "-Wno-unused-command-line-argument", "-c", "-x", "c++", src, "-o", obj], env);
+    must(
+      `host object ${src}`,
+      [hipcc, ...commonCxx, ...warnings, "-O3", "-Wno-unused-command-line-argument", "-c", "-x", "c++", src, "-o", obj],
+      env,
+    );
     return obj;
   });
-  must("HIP library link", [hipcc, "-shared", "-fPIC", "-Wno-unused-command-line-argument", ...targets.map((t) => `--offload-arch=${t}`), "-o", out, gpuObj, ...hostObjs, "-pthread"], env);
+  must(
+    "HIP library link",
+    [
+      hipcc,
+      "-shared",
+      "-fPIC",
+      "-Wno-unused-command-line-argument",
+      ...targets.map((t) => `--offload-arch=${t}`),
+      "-o",
+      out,
+      gpuObj,
+      ...hostObjs,
+      "-pthread",
+    ],
+    env,
+  );
   rmSync(objDir, { recursive: true, force: true });
   const isa = writeIsa(out);
   console.log(`build: ${out.replace(`${root}/`, "")} (${targets.join(", ")}; ${isa})`);

@@ -27,6 +27,7 @@ struct DeviceArch {
   bool gfx9 = false;
   int32_t major = 0, minor = 0, multiprocessors = 0, warp_size = 0;
   int64_t total_memory = 0;
+  int32_t l2_cache_bytes = 0;
   char name[256] = {0};
   char arch[64] = {0};
 };
@@ -75,6 +76,7 @@ const DeviceArch& arch_of(int ordinal) {
     d.multiprocessors = prop.multiProcessorCount;
     d.warp_size = prop.warpSize;
     d.total_memory = static_cast<int64_t>(prop.totalGlobalMem);
+    d.l2_cache_bytes = prop.l2CacheSize;
 #if defined(TS_PLATFORM_HIP)
     d.vendor = TS_VENDOR_AMD;
     std::snprintf(d.arch, sizeof d.arch, "%s", prop.gcnArchName);
@@ -389,6 +391,7 @@ ts_status topk_sigmoid_device_info(int32_t ordinal, ts_device_info* info) {
   out.multiprocessors = d.multiprocessors;
   out.warp_size = d.warp_size;
   out.dispatch_backend = backend_for(d, TOPK_SIGMOID_MAX_EXPERTS_WARP);
+  out.l2_cache_bytes = d.l2_cache_bytes;
   std::memcpy(out.name, d.name, sizeof out.name);
   std::memcpy(out.arch, d.arch, sizeof out.arch);
   *info = out;
@@ -449,6 +452,20 @@ ts_status topk_sigmoid_memset(void* dst, int32_t byte_value, uint64_t bytes, voi
   if (st != TS_OK) return st;
   const hipError_t err = hipMemsetAsync(dst, byte_value & 0xff, bytes, static_cast<hipStream_t>(stream));
   if (err != hipSuccess) return runtime_fail(err, "topk_sigmoid_memset", "hipMemsetAsync");
+  return ts_ok();
+}
+
+ts_status topk_sigmoid_copy_device(void* dst, const void* src, uint64_t bytes, void* stream) {
+  if (bytes == 0) return ts_ok();
+  if (dst == nullptr || src == nullptr)
+    return ts_fail(TS_ERR_NULL_POINTER, "topk_sigmoid_copy_device: %s is NULL", dst ? "src" : "dst");
+  int device = 0;
+  ts_status st = current_device("topk_sigmoid_copy_device", &device);
+  if (st == TS_OK) st = check_pointer(dst, "dst", "topk_sigmoid_copy_device", device);
+  if (st == TS_OK) st = check_pointer(src, "src", "topk_sigmoid_copy_device", device);
+  if (st != TS_OK) return st;
+  const hipError_t err = hipMemcpyAsync(dst, src, bytes, hipMemcpyDeviceToDevice, static_cast<hipStream_t>(stream));
+  if (err != hipSuccess) return runtime_fail(err, "topk_sigmoid_copy_device", "hipMemcpyAsync");
   return ts_ok();
 }
 

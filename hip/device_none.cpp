@@ -66,6 +66,7 @@ ts_status topk_sigmoid_copy_to_host(void*, const void*, uint64_t, void*) {
   return not_built("topk_sigmoid_copy_to_host");
 }
 ts_status topk_sigmoid_memset(void*, int32_t, uint64_t, void*) { return not_built("topk_sigmoid_memset"); }
+ts_status topk_sigmoid_copy_device(void*, const void*, uint64_t, void*) { return not_built("topk_sigmoid_copy_device"); }
 ts_status topk_sigmoid_stream_create(void**) { return not_built("topk_sigmoid_stream_create"); }
 ts_status topk_sigmoid_stream_destroy(void*) { return not_built("topk_sigmoid_stream_destroy"); }
 ts_status topk_sigmoid_stream_synchronize(void*) { return not_built("topk_sigmoid_stream_synchronize"); }

@@ -30,6 +30,7 @@
 #define hipMemcpyAsync cudaMemcpyAsync
 #define hipMemcpyHostToDevice cudaMemcpyHostToDevice
 #define hipMemcpyDeviceToHost cudaMemcpyDeviceToHost
+#define hipMemcpyDeviceToDevice cudaMemcpyDeviceToDevice
 #define hipMemsetAsync cudaMemsetAsync
 #define hipStream_t cudaStream_t
 #define hipStreamCreateWithFlags cudaStreamCreateWithFlags

@@ -93,7 +93,7 @@ __global__ void __launch_bounds__(kWarpBlock) ts_warp_kernel(const ts_kernel_arg
   const int lane = threadIdx.x & (W - 1);
   const int k = a.k;
   const int base = lane * V;
-  const int limit = a.experts - base;  // this lane's slots j < limit hold experts
+  const int lane_limit = a.experts - base;  // this lane's slots j < limit hold experts
   const typename Policy::template Group<W> group(static_cast<int>(threadIdx.x % TS_WAVE));
   // A group routes G = tokens_per_group tokens before one shared epilogue: lane g*kp + r keeps
   // rank r of the group's g-th token (kp = k rounded up to a power of two, G = W / kp).
@@ -107,19 +107,45 @@ __global__ void __launch_bounds__(kWarpBlock) ts_warp_kernel(const ts_kernel_arg
       const int64_t token = first + g;
       if (token >= a.tokens) break;  // uniform across the group
       const Raw* row = static_cast<const Raw*>(a.logits) + token * a.row_stride;
+      int limit = lane_limit;
+#if defined(__HIP_DEVICE_COMPILE__)
+      // Opaque per token, so the per-slot `j < limit` tests stay in the loop: hoisted, they are
+      // V+ live lane masks, two SGPRs each on wave64, and the V = 16 kernels spill SGPRs.
+      asm volatile("" : "+v"(limit));
+#endif
 
-      // Load: 16-byte vectors when rows allow (each vector then lies wholly inside or outside).
-      Raw raw[V];
+      // Load: 16-byte vectors when rows allow (each vector then lies wholly inside or outside),
+      // as 32-bit words (two 16-bit logits or one fp32 each): hipcc leaves a Raw[] array that is
+      // type-punned with memcpy in LDS / scratch, whole words stay in registers.
+      constexpr int kWords = V * static_cast<int>(sizeof(Raw)) / 4;
+      uint32_t words[kWords];
       if (a.vector_loads) {
 #pragma unroll
         for (int c = 0; c < V / kPerVector; ++c) {
           uint4 v = make_uint4(0u, 0u, 0u, 0u);
           if (c * kPerVector < limit) v = *reinterpret_cast<const uint4*>(row + base + c * kPerVector);
-          __builtin_memcpy(&raw[c * kPerVector], &v, 16);
+          words[4 * c] = v.x;
+          words[4 * c + 1] = v.y;
+          words[4 * c + 2] = v.z;
+          words[4 * c + 3] = v.w;
         }
       } else {
 #pragma unroll
-        for (int j = 0; j < V; ++j) raw[j] = j < limit ? row[base + j] : Raw(0);
+        for (int i = 0; i < kWords; ++i) {
+          if constexpr (sizeof(Raw) == 2) {
+            const uint32_t lo = 2 * i < limit ? static_cast<uint32_t>(row[base + 2 * i]) : 0u;
+            const uint32_t hi = 2 * i + 1 < limit ? static_cast<uint32_t>(row[base + 2 * i + 1]) : 0u;
+            words[i] = lo | (hi << 16);  // element 2i in the low half, as in memory
+          } else {
+            words[i] = i < limit ? ts_float_bits(static_cast<float>(row[base + i])) : 0u;
+          }
+        }
+      }
+      Raw raw[V];
+#pragma unroll
+      for (int j = 0; j < V; ++j) {
+        if constexpr (sizeof(Raw) == 2) raw[j] = static_cast<Raw>(words[j >> 1] >> (16 * (j & 1)));
+        else raw[j] = ts_bits_float(words[j]);
       }
 
       // Keys. Slots past the row get key 0 (below every real key); lanes wholly inside the row
@@ -128,8 +154,7 @@ __global__ void __launch_bounds__(kWarpBlock) ts_warp_kernel(const ts_kernel_arg
       if constexpr (kPairs) {
 #pragma unroll
         for (int j = 0; j < V; j += 2) {
-          uint32_t pair;
-          __builtin_memcpy(&pair, &raw[j], 4);
+          const uint32_t pair = words[j >> 1];
           const uint32_t ord = ts_ord16x2(pair, ts_keys16<Dtype>::kInfBits);
           const uint32_t e = static_cast<uint32_t>(base + j);
           keys[j] = static_cast<Key>((ord << 16) | ts_index_field(e));

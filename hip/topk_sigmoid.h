@@ -86,7 +86,7 @@ typedef struct ts_device_info {
   int32_t multiprocessors;
   int32_t warp_size;
   int32_t dispatch_backend; /* TS_BACKEND_* that topk_sigmoid picks here for E <= 1024 */
-  int32_t reserved;
+  int32_t l2_cache_bytes;
   char name[256];
   char arch[64];            /* "sm_90", "gfx942", ... */
 } ts_device_info;
@@ -136,6 +136,8 @@ TS_EXPORT ts_status topk_sigmoid_free(void* ptr);
 TS_EXPORT ts_status topk_sigmoid_copy_to_device(void* dst, const void* src, uint64_t bytes, void* stream);
 TS_EXPORT ts_status topk_sigmoid_copy_to_host(void* dst, const void* src, uint64_t bytes, void* stream);
 TS_EXPORT ts_status topk_sigmoid_memset(void* dst, int32_t byte_value, uint64_t bytes, void* stream);
+/* Device-to-device copy, asynchronous on the stream (for benchmarks: the copy-bandwidth floor). */
+TS_EXPORT ts_status topk_sigmoid_copy_device(void* dst, const void* src, uint64_t bytes, void* stream);
 
 /* Streams, events and graphs (for pipelines and device-event timing). */
 TS_EXPORT ts_status topk_sigmoid_stream_create(void** stream);

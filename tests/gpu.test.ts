@@ -1,7 +1,9 @@
 // tests/gpu.test.ts: every GPU backend must return the host backend's bytes exactly, over the
 // grid of issue #3. Runs where the loaded library sees a GPU; skips (and says so) elsewhere.
-import { describe, expect, test } from "bun:test";
+
 import { dlopen, ptr } from "bun:ffi";
+import { describe, expect, test } from "bun:test";
+import { symbols } from "../ffi/symbols.ts";
 import {
   type BackendChoice,
   createRouter,
@@ -11,14 +13,13 @@ import {
   deviceInfo,
   Graph,
   InvalidDeviceError,
-  libraryInfo,
   type Logits,
+  libraryInfo,
   type Router,
   Stream,
   setDevice,
   synchronize,
 } from "../mod.ts";
-import { symbols } from "../ffi/symbols.ts";
 import { firstDifference, makeBias, makeLogits } from "./gpu_cases.ts";
 
 const gpus = deviceCount();
@@ -146,7 +147,7 @@ gpuDescribe("GPU backends are byte-identical to the host backend", () => {
           const c: Case = {
             experts,
             k,
-            tokens: experts === 16384 ? 7 : [7, 256][i % 2] as number,
+            tokens: experts === 16384 ? 7 : ([7, 256][i % 2] as number),
             dtype,
             bias: (i & 2) !== 0,
             renormalize: (i & 1) !== 0,
@@ -180,12 +181,22 @@ gpuDescribe("device API", () => {
     const tokens = 1024;
     const bias = makeBias(5, experts);
     using router = createRouter({ experts, topk: k, dtype: "bf16", bias, renormalize: true, scale: 2.5 });
-    using host = createRouter({ experts, topk: k, dtype: "bf16", bias, renormalize: true, scale: 2.5, backend: "host" });
+    using host = createRouter({
+      experts,
+      topk: k,
+      dtype: "bf16",
+      bias,
+      renormalize: true,
+      scale: 2.5,
+      backend: "host",
+    });
     using stream = Stream.create();
     using dLogits = DeviceBuffer.alloc(tokens * experts * 2);
     using dW = DeviceBuffer.alloc(tokens * k * 4);
     using dI = DeviceBuffer.alloc(tokens * k * 4);
-    using graph = Graph.capture(stream, () => router.routeDevice(dLogits, tokens, { weights: dW, indices: dI }, stream));
+    using graph = Graph.capture(stream, () =>
+      router.routeDevice(dLogits, tokens, { weights: dW, indices: dI }, stream),
+    );
     for (const seed of [1, 2, 3]) {
       const logits = makeLogits(seed, tokens, experts, experts, "bf16");
       dLogits.upload(logits, stream);
@@ -255,13 +266,20 @@ gpuDescribe("device API", () => {
     streamView.dispose();
     expect(owner.toUint16Array()).toEqual(logits as Uint16Array); // still allocated
     ownedStream.synchronize(); // still alive
-    expect(firstDifference(4, { weights: w.toFloat32Array(), indices: i.toInt32Array() }, host.route(logits))).toBeUndefined();
+    expect(
+      firstDifference(4, { weights: w.toFloat32Array(), indices: i.toInt32Array() }, host.route(logits)),
+    ).toBeUndefined();
   });
 
   test("DeviceBuffer: round trip, dispose twice, use after dispose throws", () => {
     const data = Float32Array.from({ length: 1000 }, (_, i) => i * 0.5 - 3);
     const b = DeviceBuffer.from(data);
     expect(Array.from(b.toFloat32Array())).toEqual(Array.from(data));
+    using copy = DeviceBuffer.alloc(b.bytes);
+    copy.copyFrom(b);
+    synchronize();
+    expect(Array.from(copy.toFloat32Array())).toEqual(Array.from(data));
+    expect(deviceInfo().l2CacheBytes).toBeGreaterThan(1 << 20);
     b.dispose();
     b.dispose();
     expect(b.disposed).toBe(true);

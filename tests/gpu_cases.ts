@@ -31,7 +31,8 @@ function rowValues(r: () => number, experts: number, kind: number): number[] {
       return row;
     }
     case 2:
-      for (let e = 0; e < experts; e++) row[e] = r() < 0.3 ? (special[Math.floor(r() * special.length)] as number) : gaussian(r);
+      for (let e = 0; e < experts; e++)
+        row[e] = r() < 0.3 ? (special[Math.floor(r() * special.length)] as number) : gaussian(r);
       return row;
     case 3:
       for (let e = 0; e < experts; e++) row[e] = 16 + r() * 30; // sigmoid saturates to 1.0f
