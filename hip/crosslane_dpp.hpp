@@ -1,4 +1,5 @@
-// crosslane_dpp.hpp: the DPP cross-lane policy for AMD gfx9 (wave64: gfx90a, gfx940-942, gfx950).
+// crosslane_dpp.hpp: the DPP cross-lane policy for AMD gfx9 (wave64 GCN/CDNA: gfx908, gfx90a, gfx940-942,
+// gfx950; the build compiles it for the gfx9 targets its hipcc knows).
 // Same interface as ShflPolicy (crosslane_shfl.hpp), for one group = the whole wavefront:
 //   max(u32) / max(u64): the wavefront's unsigned maximum, returned to every lane (in an SGPR);
 //   read(v, src):        lane src's value (src uniform), one v_readlane;

@@ -144,11 +144,42 @@ ts_status check_pointer(const void* p, const char* what, const char* entry, int 
   return TS_OK;
 }
 
+// Each check is a driver call (hipPointerGetAttributes), and a routing call makes up to four,
+// so pointers already found usable are remembered per thread. topk_sigmoid_free bumps an epoch
+// that empties every thread's cache, so memory freed here is checked again if reused.
+std::atomic<uint64_t> g_free_epoch{0};
+struct CheckedPointers {
+  static constexpr int kSlots = 16;
+  const void* pointer[kSlots] = {};
+  int device[kSlots] = {};
+  int next = 0;
+  uint64_t epoch = 0;
+};
+thread_local CheckedPointers g_checked;
+
+ts_status check_pointer_cached(const void* p, const char* what, const char* entry, int device) {
+  CheckedPointers& c = g_checked;
+  const uint64_t epoch = g_free_epoch.load(std::memory_order_acquire);
+  if (c.epoch != epoch) {
+    c = CheckedPointers{};
+    c.epoch = epoch;
+  }
+  for (int i = 0; i < CheckedPointers::kSlots; ++i)
+    if (c.pointer[i] == p && c.device[i] == device) return TS_OK;
+  const ts_status st = check_pointer(p, what, entry, device);
+  if (st == TS_OK) {
+    c.pointer[c.next] = p;
+    c.device[c.next] = device;
+    c.next = (c.next + 1) % CheckedPointers::kSlots;
+  }
+  return st;
+}
+
 ts_status check_pointers(const ts_route_args& a, const char* entry, int device) {
-  ts_status st = check_pointer(a.logits, "logits", entry, device);
-  if (st == TS_OK && a.bias) st = check_pointer(a.bias, "bias", entry, device);
-  if (st == TS_OK) st = check_pointer(a.weights, "weights", entry, device);
-  if (st == TS_OK) st = check_pointer(a.indices, "indices", entry, device);
+  ts_status st = check_pointer_cached(a.logits, "logits", entry, device);
+  if (st == TS_OK && a.bias) st = check_pointer_cached(a.bias, "bias", entry, device);
+  if (st == TS_OK) st = check_pointer_cached(a.weights, "weights", entry, device);
+  if (st == TS_OK) st = check_pointer_cached(a.indices, "indices", entry, device);
   return st;
 }
 
@@ -413,6 +444,7 @@ ts_status topk_sigmoid_malloc(void** ptr, uint64_t bytes) {
 
 ts_status topk_sigmoid_free(void* ptr) {
   if (ptr == nullptr) return ts_ok();
+  g_free_epoch.fetch_add(1, std::memory_order_acq_rel);
   const hipError_t err = hipFree(ptr);
   if (err != hipSuccess) return runtime_fail(err, "topk_sigmoid_free", "hipFree");
   return ts_ok();

@@ -241,6 +241,12 @@ gpuDescribe("device API", () => {
       using i = DeviceBuffer.alloc(32);
       expect(s.topk_sigmoid_warp(big.pointer, 0, 1, 2048, 2048, null, 0, 8, 0, 1, w.pointer, i.pointer, null)).toBe(23);
       expect(s.topk_sigmoid_last_error()?.toString()).toMatch(/experts <= 1024/);
+      // A pointer that was usable, then freed, is refused again (the pointer-check cache forgets it).
+      const stale = DeviceBuffer.alloc(64 * 4);
+      const stalePointer = stale.pointer;
+      expect(s.topk_sigmoid_ck(stalePointer, 0, 1, 64, 64, null, 0, 8, 0, 1, w.pointer, i.pointer, null)).toBe(0);
+      stale.dispose();
+      expect(s.topk_sigmoid_ck(stalePointer, 0, 1, 64, 64, null, 0, 8, 0, 1, w.pointer, i.pointer, null)).toBe(25);
       if (info?.vendor === "nvidia") {
         expect(s.topk_sigmoid_gfx9(big.pointer, 0, 1, 64, 64, null, 0, 8, 0, 1, w.pointer, i.pointer, null)).toBe(22);
         expect(s.topk_sigmoid_last_error()?.toString()).toMatch(/AMD gfx9/);
