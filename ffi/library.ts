@@ -3,7 +3,7 @@
 // else the first GPU build in lib/ that sees a device, else a GPU build without one (it reports
 // "no device" and routes on the host), else the host build. A missing library fails with a
 // message that says exactly what to build.
-import { type ConvertFns, dlopen } from "bun:ffi";
+import { type ConvertFns, dlopen, type Library } from "bun:ffi";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { errorForStatus, LibraryNotFoundError } from "./errors.ts";
@@ -28,7 +28,16 @@ export interface NativeLibrary {
 let loaded: NativeLibrary | undefined;
 
 function open(path: string) {
-  const lib = dlopen(path, symbols);
+  let lib: Library<Symbols>;
+  try {
+    lib = dlopen(path, symbols);
+  } catch (e) {
+    // Binding the whole table fails before the ABI check below can run when the library was
+    // built from older sources that lack a function added since ("symbol not found").
+    throw new LibraryNotFoundError(
+      `${path} could not be loaded: ${(e as Error).message}. If it was built from older sources, rebuild it with 'bun run build'`,
+    );
+  }
   const abi = lib.symbols.topk_sigmoid_abi_version();
   if (abi !== Limits.TOPK_SIGMOID_ABI_VERSION) {
     lib.close();

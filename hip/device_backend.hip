@@ -354,8 +354,7 @@ int32_t topk_sigmoid_build_flags(void) {
 ts_status topk_sigmoid(TS_ROUTE_PARAMS) {
   // No device: the documented fallback is the host backend (pointers are then host memory).
   if (device_count() == 0)
-    return topk_sigmoid_host(logits, dtype, tokens, experts, row_stride, bias, bias_len, k, renormalize, scale,
-                             weights, indices, stream);
+    return ts_route_host(TS_ROUTE_ARGS, "topk_sigmoid");
   return route_on_device(-1, "topk_sigmoid", TS_ROUTE_ARGS);
 }
 ts_status topk_sigmoid_warp(TS_ROUTE_PARAMS) { return route_on_device(TS_BACKEND_WARP, "topk_sigmoid_warp", TS_ROUTE_ARGS); }

@@ -24,8 +24,9 @@ int32_t topk_sigmoid_build_flags(void) {
 ts_status topk_sigmoid(const void* logits, int32_t dtype, int64_t tokens, int32_t experts, int64_t row_stride,
                        const float* bias, int32_t bias_len, int32_t k, int32_t renormalize, float scale, float* weights,
                        int32_t* indices, void* stream) {
-  return topk_sigmoid_host(logits, dtype, tokens, experts, row_stride, bias, bias_len, k, renormalize, scale, weights,
-                           indices, stream);
+  return ts_route_host({logits, dtype, tokens, experts, row_stride, bias, bias_len, k, renormalize, scale, weights,
+                        indices, stream},
+                       "topk_sigmoid");
 }
 
 #define TS_NOT_BUILT_ROUTE(name)                                                                                     \

@@ -60,20 +60,27 @@ ts_row_body pick_body(bool has_bias) {
 
 }  // namespace
 
+ts_status ts_route_host(const ts_route_args& args, const char* entry) {
+  RowJob job{args};
+  bool noop = false;
+  const ts_status st = ts_validate_route(job.a, entry, &noop);
+  if (st != TS_OK || noop) return st;
+  const int32_t dtype = args.dtype;
+  const bool has_bias = args.bias != nullptr;
+  ts_row_body body = dtype == TS_DTYPE_F32    ? pick_body<TS_DTYPE_F32>(has_bias)
+                     : dtype == TS_DTYPE_F16 ? pick_body<TS_DTYPE_F16>(has_bias)
+                                             : pick_body<TS_DTYPE_BF16>(has_bias);
+  ts_parallel_rows(args.tokens, args.experts, body, &job);
+  return ts_ok();
+}
+
 extern "C" ts_status topk_sigmoid_host(const void* logits, int32_t dtype, int64_t tokens, int32_t experts,
                                        int64_t row_stride, const float* bias, int32_t bias_len, int32_t k,
                                        int32_t renormalize, float scale, float* weights, int32_t* indices,
                                        void* stream) {
-  RowJob job{{logits, dtype, tokens, experts, row_stride, bias, bias_len, k, renormalize, scale, weights, indices,
-              stream}};
-  bool noop = false;
-  const ts_status st = ts_validate_route(job.a, "topk_sigmoid_host", &noop);
-  if (st != TS_OK || noop) return st;
-  ts_row_body body = dtype == TS_DTYPE_F32    ? pick_body<TS_DTYPE_F32>(bias != nullptr)
-                     : dtype == TS_DTYPE_F16 ? pick_body<TS_DTYPE_F16>(bias != nullptr)
-                                             : pick_body<TS_DTYPE_BF16>(bias != nullptr);
-  ts_parallel_rows(tokens, experts, body, &job);
-  return ts_ok();
+  return ts_route_host({logits, dtype, tokens, experts, row_stride, bias, bias_len, k, renormalize, scale, weights,
+                        indices, stream},
+                       "topk_sigmoid_host");
 }
 
 extern "C" ts_status topk_sigmoid_host_set_threads(int32_t threads) {

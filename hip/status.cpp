@@ -89,6 +89,19 @@ ts_status ts_validate_route(const ts_route_args& a, const char* entry, bool* noo
   const uint64_t out_bytes = static_cast<uint64_t>(a.tokens) * static_cast<uint64_t>(a.k) * 4u;
   if (ranges_overlap(a.weights, out_bytes, a.indices, out_bytes))
     return ts_fail(TS_ERR_INVALID_ARGUMENT, "%s: weights and indices overlap; they must be separate buffers", entry);
+  // Outputs written over the inputs would be read back mid-call (and, split across threads or
+  // blocks, differently each time): refuse them.
+  const uint64_t in_bytes =
+      (static_cast<uint64_t>(a.tokens - 1) * static_cast<uint64_t>(a.row_stride) + static_cast<uint64_t>(a.experts)) *
+      static_cast<uint64_t>(elem);
+  const uint64_t bias_bytes = a.bias ? static_cast<uint64_t>(a.experts) * 4u : 0u;
+  if (ranges_overlap(a.weights, out_bytes, a.logits, in_bytes) || ranges_overlap(a.indices, out_bytes, a.logits, in_bytes))
+    return ts_fail(TS_ERR_INVALID_ARGUMENT, "%s: an output buffer overlaps the logits; outputs must not alias inputs",
+                   entry);
+  if (a.bias && (ranges_overlap(a.weights, out_bytes, a.bias, bias_bytes) ||
+                 ranges_overlap(a.indices, out_bytes, a.bias, bias_bytes)))
+    return ts_fail(TS_ERR_INVALID_ARGUMENT, "%s: an output buffer overlaps the bias; outputs must not alias inputs",
+                   entry);
   return ts_ok();
 }
 

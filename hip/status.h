@@ -30,6 +30,9 @@ struct ts_route_args {
 // Returns TS_OK (and sets *noop when tokens == 0) or a failure with its message set.
 ts_status ts_validate_route(const ts_route_args& a, const char* entry, bool* noop);
 
+// The host backend for any entry point (messages name `entry`): topk_sigmoid falls back to it.
+ts_status ts_route_host(const ts_route_args& args, const char* entry);
+
 int32_t ts_dtype_size(int32_t dtype);
 const char* ts_dtype_name(int32_t dtype);
 

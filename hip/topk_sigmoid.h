@@ -26,7 +26,7 @@ extern "C" {
 #endif
 
 /* Bumped whenever a signature, a struct layout or a code below changes meaning. */
-#define TOPK_SIGMOID_ABI_VERSION 1
+#define TOPK_SIGMOID_ABI_VERSION 2
 
 /* Limits shared by every backend. */
 #define TOPK_SIGMOID_MAX_K 32
