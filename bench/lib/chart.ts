@@ -98,9 +98,12 @@ export function renderChart(r: BenchResults): string | undefined {
   const out: string[] = [];
   out.push(
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif" font-size="11">`,
-    `<rect width="${width}" height="${height}" fill="#fff"/>`,
   );
   const card = r.device?.name ?? "no GPU";
+  out.push(
+    `<title>topk-sigmoid time per call versus tokens on ${esc(card)}, with the bytes and launch floors</title>`,
+    `<rect width="${width}" height="${height}" fill="#fff"/>`,
+  );
   const kDt = all[0] ? `k=${all[0].topk}, ${all[0].dtype}${all[0].renormalize ? ", renormalize" : ""}` : "";
   out.push(
     `<text x="${width / 2}" y="20" text-anchor="middle" font-size="15" font-weight="bold">topk-sigmoid: time per call vs tokens (${esc(kDt)})</text>`,
