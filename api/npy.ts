@@ -6,7 +6,6 @@ import { ValidationError } from "../ffi/errors.ts";
 import type { Dtype, Logits } from "./dtype.ts";
 import {
   checkDtypeOption,
-  convertLogits,
   copyElements,
   elementBytes,
   type LogitsTensor,
@@ -14,6 +13,7 @@ import {
   NPY_MAGIC,
   type ReadLogitsOptions,
   readBytes,
+  toLogitsTensor,
   writeLittleEndian,
 } from "./tensor_file.ts";
 
@@ -213,17 +213,7 @@ export function parseNpy(bytes: Uint8Array, options: ReadLogitsOptions = {}): Lo
         `of '${descr}' describes: the header does not match the file; save it again`,
     );
   const raw = copyElements(bytes, dataStart, count, fileDtype, source);
-  const dtype = wanted ?? fileDtype;
-  const result: LogitsTensor = {
-    data: convertLogits(raw, fileDtype, dtype),
-    dtype,
-    tokens,
-    experts,
-    shape: dims,
-    storedAs: descr,
-  };
-  if (dtype !== fileDtype) result.convertedFrom = fileDtype;
-  return result;
+  return toLogitsTensor(raw, fileDtype, wanted, { tokens, experts, shape: dims, storedAs: descr });
 }
 
 /**

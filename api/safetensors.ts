@@ -6,12 +6,12 @@ import { ValidationError } from "../ffi/errors.ts";
 import type { Dtype, Logits } from "./dtype.ts";
 import {
   checkDtypeOption,
-  convertLogits,
   copyElements,
   type LogitsTensor,
   logitsShape,
   type ReadLogitsOptions,
   readBytes,
+  toLogitsTensor,
   writeLittleEndian,
 } from "./tensor_file.ts";
 
@@ -198,18 +198,13 @@ export function parseSafetensors(bytes: Uint8Array, options: ReadLogitsOptions =
     );
   const { tokens, experts } = logitsShape(entry.shape, `${source}: tensor ${JSON.stringify(entry.name)}`);
   const raw = copyElements(bytes, header.dataStart + entry.dataOffsets[0], tokens * experts, fileDtype, source);
-  const dtype = wanted ?? fileDtype;
-  const result: LogitsTensor = {
-    data: convertLogits(raw, fileDtype, dtype),
-    dtype,
+  return toLogitsTensor(raw, fileDtype, wanted, {
     tokens,
     experts,
     shape: entry.shape,
     storedAs: entry.dtype,
     name: entry.name,
-  };
-  if (dtype !== fileDtype) result.convertedFrom = fileDtype;
-  return result;
+  });
 }
 
 /**

@@ -112,6 +112,22 @@ export function convertLogits(data: Logits, from: Dtype, to: Dtype): Logits {
   return out;
 }
 
+/**
+ * The tensor a reader returns: `raw` as stored (`fileDtype`), converted to `wanted` when given.
+ * `convertedFrom` is set only when a conversion happened.
+ */
+export function toLogitsTensor(
+  raw: Logits,
+  fileDtype: Dtype,
+  wanted: Dtype | undefined,
+  meta: { tokens: number; experts: number; shape: readonly number[]; storedAs: string; name?: string },
+): LogitsTensor {
+  const dtype = wanted ?? fileDtype;
+  const result: LogitsTensor = { data: convertLogits(raw, fileDtype, dtype), dtype, ...meta };
+  if (dtype !== fileDtype) result.convertedFrom = fileDtype;
+  return result;
+}
+
 /** Checks a requested dtype option (it may come from untyped callers). */
 export function checkDtypeOption(dtype: unknown, source: string): Dtype | undefined {
   if (dtype === undefined) return undefined;

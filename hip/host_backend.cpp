@@ -31,14 +31,7 @@ void route_rows(void* context, int64_t begin, int64_t end) {
     const void* row = static_cast<const char*>(a.logits) + static_cast<size_t>(t) * row_bytes;
     for (int32_t i = 0; i < k; ++i) top[i] = 0;  // 0 is below every real key
     for (int32_t e = 0; e < E; ++e) {
-      const Key key = K::make(load_raw<Dtype>(row, e), HasBias ? a.bias[e] : 0.0f, static_cast<uint32_t>(e));
-      if (key <= top[k - 1]) continue;
-      int32_t pos = k - 1;
-      while (pos > 0 && top[pos - 1] < key) {
-        top[pos] = top[pos - 1];
-        --pos;
-      }
-      top[pos] = key;
+      ts_offer_desc(top, k, K::make(load_raw<Dtype>(row, e), HasBias ? a.bias[e] : 0.0f, static_cast<uint32_t>(e)));
     }
     float* weights = a.weights + t * k;
     int32_t* indices = a.indices + t * k;

@@ -30,14 +30,7 @@ __global__ void __launch_bounds__(kCkBlock) ts_ck_kernel(const ts_kernel_args a)
     Key list[TOPK_SIGMOID_MAX_K];  // this thread's best k, descending
     for (int i = 0; i < k; ++i) list[i] = 0;
     for (int e = tid; e < a.experts; e += kCkBlock) {
-      const Key key = K::make(row[e], HasBias ? a.bias[e] : 0.0f, static_cast<uint32_t>(e));
-      if (key <= list[k - 1]) continue;
-      int pos = k - 1;
-      while (pos > 0 && list[pos - 1] < key) {
-        list[pos] = list[pos - 1];
-        --pos;
-      }
-      list[pos] = key;
+      ts_offer_desc(list, k, K::make(row[e], HasBias ? a.bias[e] : 0.0f, static_cast<uint32_t>(e)));
     }
 
     int head = 0;

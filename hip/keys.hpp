@@ -47,4 +47,18 @@ struct ts_keys<TS_DTYPE_BF16, false> : ts_keys16<TS_DTYPE_BF16> {};
 template <>
 struct ts_keys<TS_DTYPE_F16, false> : ts_keys16<TS_DTYPE_F16> {};
 
+// Offers key to list[0..k), kept in descending order (k >= 1, empty slots 0): it goes in at its
+// rank and the smallest falls off. The host backend (per row) and the generic GPU kernel (per
+// thread) keep their running top-k this way.
+template <class Key>
+TS_HD void ts_offer_desc(Key* list, int k, Key key) {
+  if (key <= list[k - 1]) return;
+  int pos = k - 1;
+  while (pos > 0 && list[pos - 1] < key) {
+    list[pos] = list[pos - 1];
+    --pos;
+  }
+  list[pos] = key;
+}
+
 #endif  // TOPK_SIGMOID_KEYS_HPP
