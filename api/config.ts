@@ -2,9 +2,12 @@
 import { z } from "zod";
 import { Limits } from "../ffi/status.ts";
 
+/** The backends a router can be asked for: `auto` lets the library pick for the current device. */
 export const backendNames = ["auto", "gfx9", "warp", "ck", "host"] as const;
+/** One of {@link backendNames}. */
 export type BackendChoice = (typeof backendNames)[number];
 
+/** The zod schema every router configuration is parsed with (defaults filled in, cross-field checks). */
 export const RouterConfigSchema = z
   .object({
     /** Number of experts E (columns of the logits). */

@@ -143,6 +143,7 @@ export class DeviceBuffer {
     return this.#pointer;
   }
 
+  /** True after dispose(). */
   get disposed(): boolean {
     return this.#pointer === 0;
   }
@@ -182,12 +183,15 @@ export class DeviceBuffer {
     check(native().symbols.topk_sigmoid_memset(this.pointer, value & 0xff, this.bytes, streamHandle(stream)));
   }
 
+  /** The whole buffer copied to a new Float32Array (synchronous). */
   toFloat32Array(stream?: StreamLike): Float32Array {
     return this.download(new Float32Array(Math.floor(this.bytes / 4)), stream);
   }
+  /** The whole buffer copied to a new Int32Array (synchronous). */
   toInt32Array(stream?: StreamLike): Int32Array {
     return this.download(new Int32Array(Math.floor(this.bytes / 4)), stream);
   }
+  /** The whole buffer copied to a new Uint16Array (synchronous). */
   toUint16Array(stream?: StreamLike): Uint16Array {
     return this.download(new Uint16Array(Math.floor(this.bytes / 2)), stream);
   }
@@ -202,6 +206,7 @@ export class DeviceBuffer {
     check(native().symbols.topk_sigmoid_free(pointer));
   }
 
+  /** For `using`: the same as dispose(). */
   [Symbol.dispose](): void {
     this.dispose();
   }
@@ -228,6 +233,7 @@ export class Stream {
       throw new ValidationError(`Stream.wrap: handle must be a non-zero address, got ${handle}`);
     return new Stream(address as Pointer, false);
   }
+  /** The raw stream handle. Throws DisposedError after dispose(). */
   get handle(): Pointer {
     if (this.#handle === 0) throw new DisposedError("this Stream was disposed");
     return this.#handle;
@@ -243,6 +249,7 @@ export class Stream {
     this.#handle = NONE;
     if (this.#owned) check(native().symbols.topk_sigmoid_stream_destroy(handle));
   }
+  /** For `using`: the same as dispose(). */
   [Symbol.dispose](): void {
     this.dispose();
   }
@@ -259,15 +266,18 @@ export class DeviceEvent {
   private constructor(handle: Pointer) {
     this.#handle = handle;
   }
+  /** Creates a timing event on the current device. */
   static create(): DeviceEvent {
     const cell = outPointer();
     check(native().symbols.topk_sigmoid_event_create(cell));
     return new DeviceEvent(pointerOf(cell));
   }
+  /** The raw event handle. Throws DisposedError after dispose(). */
   get handle(): Pointer {
     if (this.#handle === 0) throw new DisposedError("this DeviceEvent was disposed");
     return this.#handle;
   }
+  /** Records the event on a stream (default stream when omitted). */
   record(stream?: StreamLike): void {
     check(native().symbols.topk_sigmoid_event_record(this.handle, streamHandle(stream)));
   }
@@ -277,12 +287,14 @@ export class DeviceEvent {
     check(native().symbols.topk_sigmoid_event_elapsed_ms(start.handle, this.handle, out));
     return out[0] as number;
   }
+  /** Destroys it now. Safe to call twice. */
   dispose(): void {
     if (this.#handle === 0) return;
     const handle = this.#handle;
     this.#handle = NONE;
     check(native().symbols.topk_sigmoid_event_destroy(handle));
   }
+  /** For `using`: the same as dispose(). */
   [Symbol.dispose](): void {
     this.dispose();
   }
@@ -305,16 +317,19 @@ export class Graph {
     }
     return new Graph(pointerOf(cell));
   }
+  /** Replays the captured work on a stream (asynchronous). */
   launch(stream: Stream): void {
     if (this.#handle === 0) throw new DisposedError("this Graph was disposed");
     check(native().symbols.topk_sigmoid_graph_launch(this.#handle, stream.handle));
   }
+  /** Destroys it now. Safe to call twice. */
   dispose(): void {
     if (this.#handle === 0) return;
     const handle = this.#handle;
     this.#handle = NONE;
     check(native().symbols.topk_sigmoid_graph_destroy(handle));
   }
+  /** For `using`: the same as dispose(). */
   [Symbol.dispose](): void {
     this.dispose();
   }

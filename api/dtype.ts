@@ -1,7 +1,10 @@
 // api/dtype.ts: the three input dtypes and exact conversions between fp32 and the 16-bit
 // formats (round to nearest even, like a GPU's cvt.rn), for building fp16/bf16 logits in JS.
+/** A logits element type: IEEE fp32, IEEE fp16, or bfloat16. */
 export type Dtype = "f32" | "f16" | "bf16";
+/** Every supported dtype. */
 export const dtypes: readonly Dtype[] = ["f32", "f16", "bf16"];
+/** Bytes per element of a dtype (4 or 2). */
 export const dtypeBytes = (dtype: Dtype): number => (dtype === "f32" ? 4 : 2);
 
 /** Logits in memory: fp32 as Float32Array, fp16/bf16 as their raw bits in a Uint16Array. */

@@ -12,9 +12,13 @@ import { dtypeBytes, type Logits } from "./dtype.ts";
 
 /** Routing outputs for `tokens` tokens: row t holds entries [t*topk, (t+1)*topk), rank order. */
 export interface RouteResult {
+  /** fp32 weights, `tokens * topk`, rank order within each token (bias never included). */
   weights: Float32Array;
+  /** Expert indices, `tokens * topk`, distinct within each token, in rank order. */
   indices: Int32Array;
+  /** Tokens routed. */
   tokens: number;
+  /** Experts per token. */
   topk: number;
   /** The kernel that ran. */
   backend: BackendName;
@@ -27,8 +31,11 @@ export interface RouteOptions {
   out?: { weights: Float32Array; indices: Int32Array };
 }
 
+/** Device buffers routeDevice() writes: each at least `tokens * topk * 4` bytes. */
 export interface DeviceOutputs {
+  /** fp32 weights, row-major [tokens, topk]. */
   weights: DeviceBuffer;
+  /** int32 expert indices, row-major [tokens, topk]. */
   indices: DeviceBuffer;
 }
 
@@ -50,10 +57,18 @@ export function parseRouterConfig(input: RouterConfigInput): RouterConfig {
   return parsed.data;
 }
 
+/**
+ * A configured router: the configuration is validated once here, the backend resolved and the
+ * bias copied to the device when a GPU backend runs. Throws ValidationError for a bad
+ * configuration, NotBuiltError / NoDeviceError / WrongArchError when an explicit backend cannot
+ * run on this machine. Dispose it (or `using`) to free its device copies.
+ */
 export class Router {
+  /** The validated configuration, defaults filled in. */
   readonly config: Readonly<RouterConfig>;
   /** The kernel this router runs: auto resolves to the device's best (host without a GPU). */
   readonly backend: BackendName;
+  /** Elements between consecutive token rows (config.rowStride, default experts). */
   readonly rowStride: number;
   readonly #lib: NativeLibrary;
   readonly #entry: RouteEntry;
@@ -89,9 +104,11 @@ export class Router {
     if (this.#onDevice && config.bias) this.#deviceBias = DeviceBuffer.from(config.bias);
   }
 
+  /** Experts per token row (E). */
   get experts(): number {
     return this.config.experts;
   }
+  /** Experts chosen per token (k). */
   get topk(): number {
     return this.config.topk;
   }

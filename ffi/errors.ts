@@ -16,22 +16,39 @@ export class TopkSigmoidError extends Error {
   }
 }
 
+/** A required pointer was NULL (TS_ERR_NULL_POINTER). */
 export class NullPointerError extends TopkSigmoidError {}
+/** dtype is not f32, f16 or bf16 (TS_ERR_INVALID_DTYPE). */
 export class InvalidDtypeError extends TopkSigmoidError {}
+/** experts outside 1..32768 (TS_ERR_INVALID_EXPERTS). */
 export class InvalidExpertsError extends TopkSigmoidError {}
+/** k outside 1..min(experts, 32) (TS_ERR_INVALID_K). */
 export class InvalidKError extends TopkSigmoidError {}
+/** row stride smaller than experts (TS_ERR_INVALID_STRIDE). */
 export class InvalidStrideError extends TopkSigmoidError {}
+/** tokens x stride, or the outputs' size, overflows 64 bits (TS_ERR_OVERFLOW). */
 export class OverflowError extends TopkSigmoidError {}
+/** a pointer not aligned to its element type (TS_ERR_MISALIGNED). */
 export class MisalignedError extends TopkSigmoidError {}
+/** bias length differs from experts, or a length without a bias (TS_ERR_INVALID_BIAS). */
 export class InvalidBiasError extends TopkSigmoidError {}
+/** another bad argument: tokens < 0, non-finite scale, aliasing outputs (TS_ERR_INVALID_ARGUMENT). */
 export class InvalidArgumentError extends TopkSigmoidError {}
+/** the library was built without the toolchain this needs (TS_ERR_NOT_BUILT). */
 export class NotBuiltError extends TopkSigmoidError {}
+/** a GPU build, but no usable GPU (TS_ERR_NO_DEVICE). */
 export class NoDeviceError extends TopkSigmoidError {}
+/** the device cannot run this kernel, e.g. gfx9 on NVIDIA (TS_ERR_WRONG_ARCH). */
 export class WrongArchError extends TopkSigmoidError {}
+/** valid arguments this kernel does not cover, e.g. E > 1024 on warp (TS_ERR_UNSUPPORTED). */
 export class UnsupportedError extends TopkSigmoidError {}
+/** a device ordinal that does not exist (TS_ERR_INVALID_DEVICE). */
 export class InvalidDeviceError extends TopkSigmoidError {}
+/** memory the device cannot address, e.g. pageable host memory (TS_ERR_INVALID_POINTER). */
 export class InvalidPointerError extends TopkSigmoidError {}
+/** the GPU runtime reported an error: launch, copy, sync (TS_ERR_DEVICE_RUNTIME). */
 export class DeviceRuntimeError extends TopkSigmoidError {}
+/** an allocation failed (TS_ERR_OUT_OF_MEMORY). */
 export class OutOfMemoryError extends TopkSigmoidError {}
 /** The native library could not be found or loaded; the message says what to build. */
 export class LibraryNotFoundError extends TopkSigmoidError {}
