@@ -8,7 +8,7 @@
 // Flags: --werror (also TOPK_SIGMOID_WERROR=1 or CI=true), --sanitize, --only host,cuda,hip,sanitize,
 //        --cuda-arch 80,90 (default), --verbose.
 import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 
 const root = join(import.meta.dir, "..");
 const hipDir = join(root, "hip");
@@ -272,7 +272,6 @@ function writeIsa(library: string): string {
 }
 
 mkdirSync(libDir, { recursive: true });
-mkdirSync(dirname(isaDir), { recursive: true });
 if (wants("host")) buildHost("libtopk_sigmoid_host.so", ["-O3"]);
 if (wants("sanitize")) {
   buildHost(
