@@ -131,6 +131,7 @@ ts_status topk_sigmoid_device_info(int32_t ordinal, ts_device_info* info) {
   info->multiprocessors = 132;
   info->warp_size = 32;
   info->dispatch_backend = TS_BACKEND_WARP;
+  info->l2_cache_bytes = 50 << 20;
   std::strcpy(info->name, "Mock GPU (host busy-wait)");
   std::strcpy(info->arch, "sm_90");
   return ts_ok();
@@ -157,6 +158,10 @@ ts_status topk_sigmoid_copy_to_host(void* dst, const void* src, uint64_t bytes, 
 }
 ts_status topk_sigmoid_memset(void* dst, int32_t value, uint64_t bytes, void* stream) {
   enqueue(stream, [=] { std::memset(dst, value, bytes); });
+  return ts_ok();
+}
+ts_status topk_sigmoid_copy_device(void* dst, const void* src, uint64_t bytes, void* stream) {
+  enqueue(stream, [=] { std::memmove(dst, src, bytes); });
   return ts_ok();
 }
 

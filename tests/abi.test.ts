@@ -170,6 +170,45 @@ describe("ffi/symbols.ts matches the header's TS_EXPORT lines", () => {
     }
     expect(problems).toEqual([]);
   });
+
+  // bench/mock_device.cpp (the benchmark harness's pretend GPU) must keep up with the header.
+  const cxx = Bun.which("g++") ?? Bun.which("c++");
+  test.skipIf(!cxx)(
+    "bench/mock_device.cpp compiles warning-free and exports every header function",
+    () => {
+      const out = join(mkdtempSync(join(tmpdir(), "topk-sigmoid-mock-")), "libmock.so");
+      const sources = ["bench/mock_device.cpp", "hip/status.cpp", "hip/host_pool.cpp", "hip/host_backend.cpp"];
+      const cc = Bun.spawnSync(
+        [
+          cxx as string,
+          "-std=c++17",
+          "-O1",
+          "-Wall",
+          "-Wextra",
+          "-Werror",
+          "-shared",
+          "-fPIC",
+          "-Ihip",
+          ...sources,
+          "-o",
+          out,
+          "-lpthread",
+        ],
+        { cwd: root, stdout: "pipe", stderr: "pipe" },
+      );
+      expect(cc.stderr.toString()).toBe("");
+      expect(cc.exitCode).toBe(0);
+      const nm = Bun.spawnSync(["nm", "-D", "--defined-only", out], { stdout: "pipe" });
+      const exported = new Set(
+        nm.stdout
+          .toString()
+          .split("\n")
+          .map((l) => l.trim().split(/\s+/).pop() ?? ""),
+      );
+      expect(decls.map((d) => d.name).filter((n) => !exported.has(n))).toEqual([]);
+    },
+    60_000,
+  );
 });
 
 // ---- status codes and constants ---------------------------------------------------------------
