@@ -55,6 +55,9 @@ struct DppPolicy {
   // a per-lane permute (ds_bpermute, or a v_readlane per segment); the gfx9 kernel routes one
   // token per wavefront pass and reads the k weights with v_readlane.
   static constexpr bool kSubgroupRead = false;
+  // No group sum either (it would be a second DPP reduction table): the gfx9 kernel always takes
+  // the full-list path, which needs no verification.
+  static constexpr bool kGroupSum = false;
   template <int W>
   struct Group {
     static_assert(W == 64, "the DPP policy reduces over a whole wave64 wavefront");

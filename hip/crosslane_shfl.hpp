@@ -4,7 +4,9 @@
 //   max(u32) / max(u64): the unsigned maximum over the group, returned to every lane of it;
 //   read(v, src):        lane src's value (src group-relative and uniform within the group);
 //   read_sub(v, src, w): the same within each aligned w-lane segment of the group (kSubgroupRead:
-//                        lets the kernel finish several tokens in one epilogue).
+//                        lets the kernel finish several tokens in one epilogue);
+//   sum(u32):            the group's sum, to every lane (kGroupSum: lets the kernel verify a
+//                        selection made from truncated lane lists).
 // On sm_80+ a whole-warp u32 max is one redux.sync (the packed (value, index) keys of
 // semantics.h make arg-max a plain max); the u64 max is two: the high words, then the low words
 // of the lanes holding the winning high word. Narrower groups use an xor-shuffle butterfly.
@@ -17,6 +19,7 @@
 
 struct ShflPolicy {
   static constexpr bool kSubgroupRead = true;
+  static constexpr bool kGroupSum = true;
   template <int W>
   struct Group {
 #if defined(TS_PLATFORM_CUDA)
@@ -58,6 +61,15 @@ struct ShflPolicy {
         return v;
       }
     }
+    __device__ uint32_t sum(uint32_t v) const {
+      if constexpr (kRedux && W == 32) {
+        return __reduce_add_sync(mask, v);
+      } else {
+#pragma unroll
+        for (int off = W / 2; off > 0; off >>= 1) v += __shfl_xor_sync(mask, v, off, W);
+        return v;
+      }
+    }
     __device__ float read(float v, int src) const { return W == 1 ? v : __shfl_sync(mask, v, src, W); }
     __device__ float read_sub(float v, int src, int width) const {
       return W == 1 ? v : __shfl_sync(mask, v, src, width);
@@ -80,6 +92,11 @@ struct ShflPolicy {
         const uint64_t o = (static_cast<uint64_t>(ohi) << 32) | olo;
         v = o > v ? o : v;
       }
+      return v;
+    }
+    __device__ uint32_t sum(uint32_t v) const {
+#pragma unroll
+      for (int off = W / 2; off > 0; off >>= 1) v += static_cast<uint32_t>(__shfl_xor(static_cast<int>(v), off, W));
       return v;
     }
     __device__ float read(float v, int src) const { return W == 1 ? v : __shfl(v, src, W); }

@@ -138,6 +138,26 @@ gpuDescribe("GPU backends are byte-identical to the host backend", () => {
     }
   }, 300_000);
 
+  test("large batches with small k (several tokens per group, short lane lists verified)", () => {
+    let i = 0;
+    for (const experts of [160, 256, 320, 512, 1024]) {
+      for (const k of [1, 2, 5]) {
+        i++;
+        const c: Case = {
+          experts,
+          k,
+          tokens: 20000,
+          dtype: dtypeList[i % 3] as Dtype,
+          bias: i % 2 === 0,
+          renormalize: true,
+          stride: experts,
+          seed: 500 + i,
+        };
+        expect(checkCase(c)).toBeUndefined();
+      }
+    }
+  }, 300_000);
+
   test("ck beyond the register path: E in {2048, 4096, 16384}, every k and dtype", () => {
     let i = 0;
     for (const experts of ckOnlyExperts) {
