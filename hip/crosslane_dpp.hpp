@@ -58,6 +58,7 @@ struct DppPolicy {
   // No group sum either (it would be a second DPP reduction table): the gfx9 kernel always takes
   // the full-list path, which needs no verification.
   static constexpr bool kGroupSum = false;
+  static constexpr bool kXorRead = false;  // no butterfly merge: the k-round path
   template <int W>
   struct Group {
     static_assert(W == 64, "the DPP policy reduces over a whole wave64 wavefront");

@@ -6,7 +6,9 @@
 //   read_sub(v, src, w): the same within each aligned w-lane segment of the group (kSubgroupRead:
 //                        lets the kernel finish several tokens in one epilogue);
 //   sum(u32):            the group's sum, to every lane (kGroupSum: lets the kernel verify a
-//                        selection made from truncated lane lists).
+//                        selection made from truncated lane lists);
+//   xor_read(key, off):  the key of lane ^ off (kXorRead: lets small batches merge whole lane
+//                        lists in log2(W) steps instead of k rounds).
 // On sm_80+ a whole-warp u32 max is one redux.sync (the packed (value, index) keys of
 // semantics.h make arg-max a plain max); the u64 max is two: the high words, then the low words
 // of the lanes holding the winning high word. Narrower groups use an xor-shuffle butterfly.
@@ -20,6 +22,7 @@
 struct ShflPolicy {
   static constexpr bool kSubgroupRead = true;
   static constexpr bool kGroupSum = true;
+  static constexpr bool kXorRead = true;
   template <int W>
   struct Group {
 #if defined(TS_PLATFORM_CUDA)
@@ -74,6 +77,10 @@ struct ShflPolicy {
     __device__ float read_sub(float v, int src, int width) const {
       return W == 1 ? v : __shfl_sync(mask, v, src, width);
     }
+    __device__ uint32_t xor_read(uint32_t v, int offset) const { return __shfl_xor_sync(mask, v, offset, W); }
+    __device__ uint64_t xor_read(uint64_t v, int offset) const {
+      return __shfl_xor_sync(mask, static_cast<unsigned long long>(v), offset, W);
+    }
 #else  // HIP: __shfl_* act on the whole wavefront, width W keeps them inside the group
     __device__ explicit Group(int) {}
     __device__ uint32_t max(uint32_t v) const {
@@ -101,6 +108,13 @@ struct ShflPolicy {
     }
     __device__ float read(float v, int src) const { return W == 1 ? v : __shfl(v, src, W); }
     __device__ float read_sub(float v, int src, int width) const { return W == 1 ? v : __shfl(v, src, width); }
+    __device__ uint32_t xor_read(uint32_t v, int offset) const {
+      return static_cast<uint32_t>(__shfl_xor(static_cast<int>(v), offset, W));
+    }
+    __device__ uint64_t xor_read(uint64_t v, int offset) const {
+      const uint32_t hi = xor_read(static_cast<uint32_t>(v >> 32), offset);
+      return (static_cast<uint64_t>(hi) << 32) | xor_read(static_cast<uint32_t>(v), offset);
+    }
 #endif
   };
 };

@@ -7,7 +7,10 @@
 #include <hip/hip_runtime.h>
 #define TS_PLATFORM_HIP 1
 #define TS_WAVE_SIZE_MAX 64
+// Orders shared-memory accesses of the lanes of one wavefront (which run in lockstep).
+#define TS_WAVE_SYNC() __builtin_amdgcn_wave_barrier()
 #else
+#define TS_WAVE_SYNC() __syncwarp()
 #include <cuda_runtime.h>
 #define TS_PLATFORM_CUDA 1
 #define TS_WAVE_SIZE_MAX 32

@@ -127,6 +127,142 @@ __device__ __forceinline__ void ts_rounds(const Group& group, Key (&list)[L], in
   }
 }
 
+// Per 16-bit half of x: 0xffff where its sign bit is set.
+__device__ __forceinline__ uint32_t ts_sign_halves(uint32_t x) {
+#if defined(TS_PLATFORM_CUDA) && defined(__CUDA_ARCH__)
+  uint32_t m;
+  asm("prmt.b32 %0, %1, 0, 0xBB99;" : "=r"(m) : "r"(x));  // replicate the sign bits of bytes 1 and 3
+  return m;
+#else
+  return ((x >> 15) & 0x00010001u) * 0xffffu;
+#endif
+}
+
+// The orderable form of two 16-bit floats in two instructions: positives get the top bit set,
+// negatives are complemented, exactly as ts_ord16x2 does, except that NaNs are not sent to the
+// bottom (a positive NaN ranks above +inf) and -0 ranks just below +0. So keys built from it rank
+// exactly as the true keys whenever the winners are positive and no positive NaN is present,
+// which the fast path checks before it trusts a selection.
+__device__ __forceinline__ uint32_t ts_ord16x2_positive(uint32_t x) { return x ^ (ts_sign_halves(x) | 0x80008000u); }
+
+// Keys of logits e and e + 1 from their two orderable 16-bit values in one word (e's low).
+template <class Key>
+__device__ __forceinline__ void ts_pair_keys(uint32_t ord, int e, Key& lo, Key& hi) {
+  lo = static_cast<Key>((ord << 16) | ts_index_field(static_cast<uint32_t>(e)));
+  hi = static_cast<Key>((ord & 0xffff0000u) | ts_index_field(static_cast<uint32_t>(e + 1)));
+}
+
+// Exact keys one logit at a time (fp32 input, or any input with bias): the fp32 ranking value
+// (the logit, or sigmoid + bias) and the index. Slots j >= limit are masked by the caller.
+template <int Dtype, bool HasBias, int V, class Raw, class Key>
+__device__ __forceinline__ void ts_exact_keys(const Raw (&raw)[V], Key (&keys)[V], int base, int limit,
+                                              const float* bias) {
+#pragma unroll
+  for (int j = 0; j < V; ++j) {
+    const int e = base + j;
+    const float x = ts_input<Dtype>::to_float(raw[j]);
+    if (HasBias) {
+      const float b = j < limit ? bias[e] : 0.0f;
+      keys[j] = static_cast<Key>(ts_key64(ts_ord32(ts_biased_value(x, b)), static_cast<uint32_t>(e)));
+    } else {
+      keys[j] = static_cast<Key>(ts_key64(ts_ord32(x), static_cast<uint32_t>(e)));
+    }
+  }
+}
+
+// The fast path's rounds over two-key lane lists (kernel below). Each round's winner is the
+// same in every lane, so it goes to the group's slot in shared memory (one store, no per-lane
+// select): on sm_90 the kernel is bound by the integer ALU pipe (half the FP32 rate), and a
+// compare + select per round per lane was a sixth of its ALU work. KR > 0: exactly KR rounds
+// (no per-round test of k); KR == 0: k rounds.
+template <int KR, class Group, class Key>
+__device__ __forceinline__ void ts_fast_rounds(const Group& group, Key first, Key second, int k, Key* won, Key& top,
+                                               Key& winner) {
+#pragma unroll
+  for (int r = 0; r < (KR > 0 ? KR : 8); ++r) {
+    if (KR > 0 || r < k) {
+      winner = group.max(first);
+      if (r == 0) top = winner;
+      won[r] = winner;
+      const bool pop = first == winner;
+      first = pop ? second : first;
+      second = pop ? Key(0) : second;
+    }
+  }
+}
+
+// Butterfly merge: every lane starts with its L best keys sorted descending and ends with the
+// group's L best, sorted, in log2(W) steps. Per step a lane takes its partner's list (L
+// independent shuffles, in flight together), keeps the elementwise max of its list and the
+// partner's reversed (a bitonic sequence holding the best L of both) and sorts it with three
+// half-cleaner stages. The dependent chain is log2(W) short steps instead of k rounds of a
+// group max, which is what a small batch waits for (lane r then keeps rank r).
+template <int W, int L, class Group, class Key>
+__device__ __forceinline__ void ts_butterfly_topk(const Group& group, Key (&list)[L]) {
+#pragma unroll
+  for (int offset = W / 2; offset > 0; offset >>= 1) {
+    Key other[L];
+#pragma unroll
+    for (int i = 0; i < L; ++i) other[i] = group.xor_read(list[i], offset);
+#pragma unroll
+    for (int i = 0; i < L; ++i) list[i] = ts_umax(list[i], other[L - 1 - i]);
+#pragma unroll
+    for (int stride = L / 2; stride > 0; stride >>= 1) {
+#pragma unroll
+      for (int i = 0; i < L; ++i)
+        if ((i & stride) == 0) ts_cx(list, i, i + stride);
+    }
+  }
+}
+
+// Lane `rel` of a token's segment keeps rank rel (0 <= rel < k <= L) of a merged list.
+template <int L, class Key>
+__device__ __forceinline__ void ts_keep_rank(const Key (&list)[L], int rel, int k, Key& mine) {
+  Key pick = list[0];
+#pragma unroll
+  for (int i = 1; i < L; ++i) pick = rel == i ? list[i] : pick;
+  if (static_cast<unsigned>(rel) < static_cast<unsigned>(k)) mine = pick;
+}
+
+// k <= 8 winners from each lane's sorted best 8: the rounds, or for small batches in narrow
+// groups with k >= 3, the butterfly merge. Small batches (G == 1) wait on the dependent chain,
+// and there the merge is shorter than k butterfly-max rounds (H200, T=1, k=8: E=8 1.97 ->
+// 1.69 us, E=64 1.95 -> 1.66 us). Whole warps keep the rounds: one redux.sync per round is as
+// fast as five merge steps, and several tokens per group favour the rounds' fewer instructions.
+template <class Policy, int W, class Group, class Key>
+__device__ __forceinline__ void ts_select_small_k(const Group& group, Key (&top)[8], int G, int k, int lane, int slot,
+                                                  int rel, Key& mine) {
+  if constexpr (Policy::kXorRead) {
+    if (G == 1 && W < 32 && k >= 3) {
+      if (k <= 4) {
+        Key top4[4] = {top[0], top[1], top[2], top[3]};
+        ts_butterfly_topk<W>(group, top4);
+        ts_keep_rank(top4, rel, k, mine);
+      } else {
+        ts_butterfly_topk<W>(group, top);
+        ts_keep_rank(top, rel, k, mine);
+      }
+      return;
+    }
+  }
+  ts_rounds(group, top, k, lane, slot, mine);
+}
+
+extern __shared__ uint64_t ts_warp_shared[];
+
+template <class Policy, int W>
+__host__ __device__ constexpr bool ts_warp_won_in_shared() {
+  return Policy::kGroupSum && W == 32;
+}
+
+// Dynamic shared memory a ts_warp_kernel launch needs: a winner slot per thread when the fast
+// path can run (whole-warp groups, several tokens per group), else none.
+template <class Policy, int Dtype, int W, bool HasBias>
+inline unsigned ts_warp_shared_bytes(int tokens_per_group) {
+  using Key = typename ts_keys<Dtype, HasBias>::Key;
+  return ts_warp_won_in_shared<Policy, W>() && tokens_per_group > 1 ? kWarpBlock * sizeof(Key) : 0u;
+}
+
 template <class Policy, int Dtype, int W, int V, bool HasBias>
 __global__ void __launch_bounds__(kWarpBlock) ts_warp_kernel(const ts_kernel_args a) {
   using Raw = typename ts_input<Dtype>::Raw;
@@ -145,9 +281,16 @@ __global__ void __launch_bounds__(kWarpBlock) ts_warp_kernel(const ts_kernel_arg
   const typename Policy::template Group<W> group(static_cast<int>(threadIdx.x % TS_WAVE));
   // A group routes G = tokens_per_group tokens before one shared epilogue: lane g*kp + r keeps
   // rank r of the group's g-th token (kp = k rounded up to a power of two, G = W / kp).
-  const int G = a.tokens_per_group;
-  const int kp = W / G;
+  const int G = a.tokens_per_group;  // a power of two
+  const int g_shift = __ffs(G) - 1;
+  const int kp = W >> g_shift;
+  const int kp_shift = __ffs(kp) - 1;
 
+  // Whole-warp groups with the verified fast path (G > 1) keep each lane's winner in dynamic
+  // shared memory (slot = thread; ts_warp_shared_bytes), written by the rounds; other launches
+  // have none (a small batch's launch stays free of it) and keep the winner in `mine`.
+  constexpr bool kWonInShared = ts_warp_won_in_shared<Policy, W>();
+  Key* const won = reinterpret_cast<Key*>(ts_warp_shared) + (threadIdx.x - lane);
   for (int64_t first = (static_cast<int64_t>(blockIdx.x) * kGroups + threadIdx.x / W) * G; first < a.tokens;
        first += static_cast<int64_t>(gridDim.x) * kGroups * G) {
     Key mine = 0;
@@ -197,35 +340,12 @@ __global__ void __launch_bounds__(kWarpBlock) ts_warp_kernel(const ts_kernel_arg
       }
 
       // Keys. Slots past the row get key 0 (below every real key); lanes wholly inside the row
-      // skip that masking.
+      // skip that masking. Exact keys give every logit its true key; the fast path's 16-bit
+      // keys (ts_ord16x2_positive) rank positive values exactly and are cheaper.
       Key keys[V];
-      if constexpr (kPairs) {
-#pragma unroll
-        for (int j = 0; j < V; j += 2) {
-          const uint32_t pair = words[j >> 1];
-          const uint32_t ord = ts_ord16x2(pair, ts_keys16<Dtype>::kInfBits);
-          const uint32_t e = static_cast<uint32_t>(base + j);
-          keys[j] = static_cast<Key>((ord << 16) | ts_index_field(e));
-          keys[j + 1] = static_cast<Key>((ord & 0xffff0000u) | ts_index_field(e + 1));
-        }
-      } else {
-#pragma unroll
-        for (int j = 0; j < V; ++j) {
-          const int e = base + j;
-          const float x = ts_input<Dtype>::to_float(raw[j]);
-          if (HasBias) {
-            const float b = j < limit ? a.bias[e] : 0.0f;
-            keys[j] = static_cast<Key>(ts_key64(ts_ord32(ts_biased_value(x, b)), static_cast<uint32_t>(e)));
-          } else {
-            keys[j] = static_cast<Key>(ts_key64(ts_ord32(x), static_cast<uint32_t>(e)));
-          }
-        }
-      }
-      if (limit < V) {
-#pragma unroll
-        for (int j = 0; j < V; ++j) keys[j] = j < limit ? keys[j] : Key(0);
-      }
+      bool exact_keys_built = false;
       const int slot = g * kp;
+      [[maybe_unused]] const int rel = lane - slot;  // rank this lane keeps for the current token, if 0 <= rel < k
       if constexpr (Policy::kGroupSum && W == 32) {
         // Only for whole warps (narrower groups fall back too often: few lanes, many winners per
         // lane) and only when the batch fills the GPU several times over (G > 1): a fallback
@@ -238,37 +358,81 @@ __global__ void __launch_bounds__(kWarpBlock) ts_warp_kernel(const ts_kernel_arg
           // clears the last winner was taken); otherwise, when a lane held more winners than
           // its list (about 5% of random rows at E=256, k=8), the full path below redoes the
           // token. Winners are distinct and decreasing, so a verified set is also in order.
+          // 16-bit inputs rank on the cheap keys here; they are exact for this selection when
+          // the k-th winner is positive (> +0) and the top one is not a NaN.
+          if constexpr (kPairs) {
+#pragma unroll
+            for (int j = 0; j < V; j += 2) ts_pair_keys(ts_ord16x2_positive(words[j >> 1]), base + j, keys[j], keys[j + 1]);
+          } else {
+            ts_exact_keys<Dtype, HasBias>(raw, keys, base, limit, a.bias);
+            exact_keys_built = true;
+          }
+          if (limit < V) {
+#pragma unroll
+            for (int j = 0; j < V; ++j) keys[j] = j < limit ? keys[j] : Key(0);
+          }
+          // Two keys at a time: the pair's max and min, then second = max(second, min(first,
+          // hi), lo), which sm_90 does in one three-input min/max (2.5 ALU ops per key, not 3).
           Key first_key = 0, second_key = 0;
 #pragma unroll
-          for (int j = 0; j < V; ++j) {
-            const Key x = keys[j];
-            second_key = ts_umax(second_key, first_key < x ? first_key : x);
-            first_key = ts_umax(first_key, x);
+          for (int j = 0; j < V; j += 2) {
+            const Key hi = ts_umax(keys[j], keys[j + 1]);
+            const Key lo = keys[j] < keys[j + 1] ? keys[j] : keys[j + 1];
+            second_key = ts_umax(ts_umax(second_key, first_key < hi ? first_key : hi), lo);
+            first_key = ts_umax(first_key, hi);
           }
-          Key winner = 0;
-          for (int r = 0; r < k; ++r) {
-            winner = group.max(first_key);
-            if (lane == slot + r) mine = winner;
-            const bool pop = first_key == winner;
-            first_key = pop ? second_key : first_key;
-            second_key = pop ? Key(0) : second_key;
-          }
+          Key top = 0, winner = 0;
+          if (k == 8) ts_fast_rounds<8>(group, first_key, second_key, k, won + slot, top, winner);
+          else ts_fast_rounds<0>(group, first_key, second_key, k, won + slot, top, winner);
           uint32_t at_least_winner = 0;
 #pragma unroll
           for (int j = 0; j < V; ++j) at_least_winner += keys[j] >= winner ? 1u : 0u;
-          if (winner != 0 && group.sum(at_least_winner) == static_cast<uint32_t>(k)) continue;
+          bool trusted = winner != 0;
+          if constexpr (kPairs) {
+            trusted = static_cast<uint32_t>(winner >> 16) > 0x8000u &&
+                      static_cast<uint32_t>(top >> 16) <= (0x8000u | ts_keys16<Dtype>::kInfBits);
+          }
+          if (trusted && group.sum(at_least_winner) == static_cast<uint32_t>(k)) continue;
         }
       }
-      if constexpr (V > 8) {
-        if (k <= 8) {  // uniform: each lane needs only its best 8
+      // The fast path stored this token's winners; order those stores before the full path
+      // stores its own into the same slots.
+      if (kWonInShared && G > 1) TS_WAVE_SYNC();
+      if (!exact_keys_built) {
+        if constexpr (kPairs) {
+#pragma unroll
+          for (int j = 0; j < V; j += 2)
+            ts_pair_keys(ts_ord16x2(words[j >> 1], ts_keys16<Dtype>::kInfBits), base + j, keys[j], keys[j + 1]);
+        } else {
+          ts_exact_keys<Dtype, HasBias>(raw, keys, base, limit, a.bias);
+        }
+        if (limit < V) {
+#pragma unroll
+          for (int j = 0; j < V; ++j) keys[j] = j < limit ? keys[j] : Key(0);
+        }
+      }
+      if (k <= 8) {  // uniform: each lane needs only its best 8
+        if constexpr (V > 8) {
           Key top[8];
           ts_best8_desc(keys, top);
-          ts_rounds(group, top, k, lane, slot, mine);
-          continue;
+          ts_select_small_k<Policy, W>(group, top, G, k, lane, slot, rel, mine);
+        } else {
+          ts_sort_desc<V>(keys);
+          ts_select_small_k<Policy, W>(group, keys, G, k, lane, slot, rel, mine);
         }
+        if (kWonInShared && G > 1 && static_cast<unsigned>(rel) < static_cast<unsigned>(k)) won[lane] = mine;
+        continue;
       }
       ts_sort_desc<V>(keys);
       ts_rounds(group, keys, k, lane, slot, mine);
+      if (kWonInShared && G > 1 && static_cast<unsigned>(rel) < static_cast<unsigned>(k)) won[lane] = mine;
+    }
+    // With G > 1 (the fast path's batches) winners are in shared memory; small batches never
+    // take the fast path and keep theirs in `mine` (no store / sync / load on their latency).
+    if (kWonInShared && G > 1) {
+      TS_WAVE_SYNC();  // the winners stored by other lanes are visible
+      mine = won[lane];
+      TS_WAVE_SYNC();  // and read by every lane before the next pass stores again
     }
 
     // Shared epilogue: lane g*kp + r < k holds rank r of token first + g. Without bias its
@@ -276,7 +440,7 @@ __global__ void __launch_bounds__(kWarpBlock) ts_warp_kernel(const ts_kernel_arg
     // so that one logit is read again (just loaded: a cache hit). The rank-order sum is read
     // lane by lane within the token's segment so every backend adds in the same order.
     const int rank = lane & (kp - 1);
-    const int64_t token = first + lane / kp;
+    const int64_t token = first + (lane >> kp_shift);
     const bool holds = rank < k && token < a.tokens;
     const uint32_t index = ts_key_index(static_cast<uint32_t>(mine));
     float w = 0.0f;
@@ -290,10 +454,21 @@ __global__ void __launch_bounds__(kWarpBlock) ts_warp_kernel(const ts_kernel_arg
     }
     float sum = 0.0f;
     if (a.renormalize) {
-      if constexpr (Policy::kSubgroupRead) {
-        for (int r = 0; r < k; ++r) sum = TS_ADD(sum, group.read_sub(w, r, kp));
+      const auto weight_of_rank = [&](int r) {
+        if constexpr (Policy::kSubgroupRead) return group.read_sub(w, r, kp);
+        else return group.read(w, r);
+      };
+      if (k <= 8) {  // uniform
+        // All eight reads first, then the adds in rank order: the reads do not wait for each
+        // other, so a small batch pays one cross-lane latency instead of k (reads past k, or
+        // past the segment, wrap around inside it and are not added).
+        float part[8];
+#pragma unroll
+        for (int r = 0; r < 8; ++r) part[r] = weight_of_rank(r < W ? r : 0);
+#pragma unroll
+        for (int r = 0; r < 8; ++r) sum = r < k ? TS_ADD(sum, part[r]) : sum;
       } else {
-        for (int r = 0; r < k; ++r) sum = TS_ADD(sum, group.read(w, r));
+        for (int r = 0; r < k; ++r) sum = TS_ADD(sum, weight_of_rank(r));
       }
     }
     if (holds) {

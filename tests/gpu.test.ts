@@ -20,7 +20,7 @@ import {
   setDevice,
   synchronize,
 } from "../mod.ts";
-import { firstDifference, makeBias, makeLogits } from "./gpu_cases.ts";
+import { firstDifference, makeBias, makeLogits, makeLogits16Adversarial } from "./gpu_cases.ts";
 
 const gpus = deviceCount();
 const info = gpus > 0 ? deviceInfo(0) : undefined;
@@ -154,6 +154,33 @@ gpuDescribe("GPU backends are byte-identical to the host backend", () => {
           seed: 500 + i,
         };
         expect(checkCase(c)).toBeUndefined();
+      }
+    }
+  }, 300_000);
+
+  // The warp kernel's verified fast path (hip/kernel_warp.hpp) runs for 16-bit logits without
+  // bias, k <= 8, whole-warp groups, once a batch lets each group route several tokens
+  // (T >= 2 * 64 * multiprocessors). It ranks on cheap keys that are exact only for positive
+  // winners and trusts a check, so the rows here aim at that check.
+  test("large 16-bit batches without bias (the verified fast path): adversarial rows, k <= 8", () => {
+    const tokens = 4 * 64 * (info?.multiprocessors ?? 132) + 37;
+    let i = 0;
+    for (const experts of [72, 128, 136, 200, 256, 264, 320, 384, 392, 448, 512]) {
+      for (const dtype of ["bf16", "f16"] as const) {
+        i++;
+        const k = [1, 2, 3, 4, 5, 6, 7, 8][i % 8] as number;
+        const stride = experts + (i % 3 === 0 ? 8 : 0); // still 16-byte rows
+        const logits = makeLogits16Adversarial(900 + i, tokens, experts, stride, dtype);
+        const base = { experts, topk: k, dtype, renormalize: i % 2 === 0, scale: 1.5, rowStride: stride };
+        using host = createRouter({ ...base, backend: "host" });
+        const expected = host.route(logits, { tokens });
+        for (const backend of ["warp", "auto"] as const) {
+          using router = createRouter({ ...base, backend });
+          const diff = firstDifference(k, runOnDevice(router, logits, tokens), expected);
+          expect(
+            diff ? `${backend} E=${experts} k=${k} ${dtype} stride=${stride}: ${diff}` : undefined,
+          ).toBeUndefined();
+        }
       }
     }
   }, 300_000);

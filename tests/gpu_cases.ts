@@ -45,6 +45,16 @@ function rowValues(r: () => number, experts: number, kind: number): number[] {
   }
 }
 
+/** Logits [tokens, experts] of random normal rows only (what a router sees), for the profiling tools. */
+export function makeNormalLogits(seed: number, tokens: number, experts: number, dtype: Dtype): Logits {
+  const r = rng(seed);
+  const f32 = new Float32Array(tokens * experts);
+  for (let i = 0; i < f32.length; i++) f32[i] = gaussian(r) * 2;
+  if (dtype === "f32") return f32;
+  const convert = dtype === "bf16" ? floatToBf16Bits : floatToF16Bits;
+  return Uint16Array.from(f32, (x) => convert(x));
+}
+
 /** Logits [tokens, stride] in the dtype's memory form; padding columns hold garbage. */
 export function makeLogits(seed: number, tokens: number, experts: number, stride: number, dtype: Dtype): Logits {
   const r = rng(seed);
@@ -92,4 +102,76 @@ export function firstDifference(
     }
   }
   return undefined;
+}
+
+/**
+ * 16-bit logits [tokens, stride] built bit by bit, for the warp kernel's verified fast path
+ * (hip/kernel_warp.hpp): besides random rows, the rows its checks exist for:
+ * values repeated inside one lane's slice and across lanes, subnormals and the smallest normals
+ * on top, rows with fewer positives than k (zeros of both signs), NaNs of both signs, infinities.
+ */
+export function makeLogits16Adversarial(
+  seed: number,
+  tokens: number,
+  experts: number,
+  stride: number,
+  dtype: "bf16" | "f16",
+): Uint16Array {
+  const r = rng(seed);
+  const bits = dtype === "bf16" ? floatToBf16Bits : floatToF16Bits;
+  const minNormal = dtype === "bf16" ? 0x0080 : 0x0400;
+  const posNaN = dtype === "bf16" ? 0x7fc1 : 0x7e01;
+  const inf = dtype === "bf16" ? 0x7f80 : 0x7c00;
+  const out = new Uint16Array(tokens * stride);
+  const pick = (n: number) => Math.floor(r() * n);
+  for (let t = 0; t < tokens; t++) {
+    const row = out.subarray(t * stride, t * stride + experts);
+    const kind = pick(10);
+    for (let e = 0; e < experts; e++) row[e] = bits(gaussian(r) * 2);
+    switch (kind) {
+      case 1: {
+        // The top value three or more times, often inside one lane's slice (adjacent experts).
+        const top = bits(5 + r());
+        const at = pick(experts - 4);
+        const copies = 2 + pick(4);
+        for (let c = 0; c < copies; c++) row[at + c] = top;
+        if (r() < 0.5) row[pick(experts)] = top;
+        break;
+      }
+      case 2: {
+        // Few levels: ties everywhere, across lanes at the k-th place.
+        const levels = [bits(r() * 4), bits(r() * 4), bits(-r())];
+        for (let e = 0; e < experts; e++) row[e] = levels[pick(3)] as number;
+        break;
+      }
+      case 3:
+        // Subnormals and the smallest normals decide the top (positive and negative).
+        for (let e = 0; e < experts; e++) row[e] = (r() < 0.3 ? 0x8000 : 0) | pick(minNormal * 2);
+        break;
+      case 4: {
+        // Fewer positives than k: zeros of both signs and negatives fill the rest.
+        for (let e = 0; e < experts; e++) row[e] = r() < 0.3 ? (r() < 0.5 ? 0x8000 : 0) : bits(-0.1 - r() * 3);
+        const positives = pick(10);
+        for (let p = 0; p < positives; p++) row[pick(experts)] = bits(r() * 3 + 0.01);
+        break;
+      }
+      case 5:
+        // Positive NaNs (they rank last) and infinities of both signs sprinkled in.
+        for (let p = 0; p < 1 + pick(4); p++) row[pick(experts)] = posNaN + pick(8);
+        for (let p = 0; p < pick(3); p++) row[pick(experts)] = (r() < 0.5 ? 0x8000 : 0) | inf;
+        break;
+      case 6:
+        // Negative NaNs and negative infinity.
+        for (let p = 0; p < 1 + pick(4); p++) row[pick(experts)] = 0x8000 | (posNaN + pick(8));
+        row[pick(experts)] = 0x8000 | inf;
+        break;
+      case 7:
+        row.fill(bits(r() * 2 - 1));
+        break;
+      default:
+        break; // random normal rows (kinds 0, 8, 9)
+    }
+    for (let e = experts; e < stride; e++) out[t * stride + e] = r() < 0.5 ? posNaN : inf; // must be ignored
+  }
+  return out;
 }

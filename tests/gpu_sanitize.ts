@@ -2,27 +2,39 @@
 // enough to run under compute-sanitizer (memcheck, racecheck, initcheck, synccheck):
 //   compute-sanitizer --tool memcheck bun tests/gpu_sanitize.ts
 // Exits non-zero on any mismatch against the host backend.
-import { type BackendChoice, createRouter, DeviceBuffer, type Dtype, deviceCount, synchronize } from "../mod.ts";
+import {
+  type BackendChoice,
+  createRouter,
+  DeviceBuffer,
+  type Dtype,
+  deviceCount,
+  deviceInfo,
+  synchronize,
+} from "../mod.ts";
 import { firstDifference, makeBias, makeLogits } from "./gpu_cases.ts";
 
 if (deviceCount() === 0) {
   console.error("gpu_sanitize: no GPU");
   process.exit(2);
 }
-const cases: [number, number, Dtype, boolean, number][] = [
-  // experts, k, dtype, bias, stride pad
-  [3, 2, "f32", false, 0],
-  [64, 8, "bf16", false, 0],
-  [72, 6, "f16", true, 3],
-  [256, 8, "bf16", true, 0],
-  [384, 8, "f32", false, 1],
-  [1024, 32, "bf16", true, 0],
-  [4096, 16, "f16", false, 0],
+// Large enough that whole-warp groups route several tokens each (the verified fast path, with
+// its winners in shared memory: racecheck's business).
+const large = 4 * 64 * deviceInfo().multiprocessors + 37;
+const cases: [number, number, Dtype, boolean, number, number][] = [
+  // experts, k, dtype, bias, stride pad, tokens
+  [3, 2, "f32", false, 0, 37],
+  [64, 8, "bf16", false, 0, 37],
+  [72, 6, "f16", true, 3, 37],
+  [256, 8, "bf16", true, 0, 37],
+  [384, 8, "f32", false, 1, 37],
+  [1024, 32, "bf16", true, 0, 37],
+  [4096, 16, "f16", false, 0, 37],
+  [256, 8, "bf16", false, 0, large],
+  [160, 5, "f16", false, 0, large],
 ];
 let failures = 0;
 let checked = 0;
-for (const [experts, k, dtype, withBias, pad] of cases) {
-  const tokens = 37;
+for (const [experts, k, dtype, withBias, pad, tokens] of cases) {
   const stride = experts + pad;
   const logits = makeLogits(experts + k, tokens, experts, stride, dtype);
   const bias = withBias ? makeBias(experts, experts) : undefined;
