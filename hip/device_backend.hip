@@ -217,6 +217,19 @@ void launch_warp_shape(ts_kernel_args k, hipStream_t stream, int multiprocessors
 
 template <class Policy, int Dtype, bool HasBias>
 bool launch_warp(const ts_kernel_args& k, ts_warp_shape s, hipStream_t stream, int sms) {
+  // Large batches with k <= 8 take the verified fast path, which needs whole-warp groups: E <=
+  // 128 goes from 16 lanes x 8 logits to 32 x 4, and 256 < E <= 384 from 32 x 16 (a quarter of
+  // the lanes idle) to 32 x 12. Both need the 8-byte-aligned rows that vector_loads promises.
+  if (Policy::kGroupSum && k.k <= 8 && k.vector_loads && tokens_per_group<Policy, 32>(k, sms) > 1) {
+    if (s.w == 16 && s.v == 8 && k.experts > 64) {
+      launch_warp_shape<Policy, Dtype, HasBias, 32, 4>(k, stream, sms);
+      return true;
+    }
+    if (s.w == 32 && s.v == 16 && k.experts <= 384) {
+      launch_warp_shape<Policy, Dtype, HasBias, 32, 12>(k, stream, sms);
+      return true;
+    }
+  }
   if (s.v == 8) {
     switch (s.w) {
       case 1: launch_warp_shape<Policy, Dtype, HasBias, 1, 8>(k, stream, sms); return true;

@@ -269,9 +269,12 @@ __global__ void __launch_bounds__(kWarpBlock) ts_warp_kernel(const ts_kernel_arg
   using K = ts_keys<Dtype, HasBias>;
   using Key = typename K::Key;
   constexpr int kGroups = kWarpBlock / W;
-  constexpr int kPerVector = 16 / sizeof(Raw);
+  // Loads: 16-byte vectors, or 8-byte ones for lane slices that are not whole 16-byte vectors
+  // (16-bit logits, V = 4 or 12: the whole-warp shapes for E <= 128 and E <= 384).
+  constexpr int kVectorBytes = (V * sizeof(Raw)) % 16 == 0 ? 16 : 8;
+  constexpr int kPerVector = kVectorBytes / static_cast<int>(sizeof(Raw));
   constexpr bool kPairs = sizeof(Raw) == 2 && !HasBias;  // 16-bit keys built two at a time
-  static_assert(V % kPerVector == 0, "a lane's slice is whole 16-byte vectors");
+  static_assert(V % kPerVector == 0, "a lane's slice is whole 8- or 16-byte vectors");
   static_assert(W <= TS_WAVE_SIZE_MAX, "a group fits in one wavefront");
 
   const int lane = threadIdx.x & (W - 1);
@@ -313,12 +316,19 @@ __global__ void __launch_bounds__(kWarpBlock) ts_warp_kernel(const ts_kernel_arg
       if (a.vector_loads) {
 #pragma unroll
         for (int c = 0; c < V / kPerVector; ++c) {
-          uint4 v = make_uint4(0u, 0u, 0u, 0u);
-          if (c * kPerVector < limit) v = *reinterpret_cast<const uint4*>(row + base + c * kPerVector);
-          words[4 * c] = v.x;
-          words[4 * c + 1] = v.y;
-          words[4 * c + 2] = v.z;
-          words[4 * c + 3] = v.w;
+          if constexpr (kVectorBytes == 16) {
+            uint4 v = make_uint4(0u, 0u, 0u, 0u);
+            if (c * kPerVector < limit) v = *reinterpret_cast<const uint4*>(row + base + c * kPerVector);
+            words[4 * c] = v.x;
+            words[4 * c + 1] = v.y;
+            words[4 * c + 2] = v.z;
+            words[4 * c + 3] = v.w;
+          } else {
+            uint2 v = make_uint2(0u, 0u);
+            if (c * kPerVector < limit) v = *reinterpret_cast<const uint2*>(row + base + c * kPerVector);
+            words[2 * c] = v.x;
+            words[2 * c + 1] = v.y;
+          }
         }
       } else {
 #pragma unroll
@@ -412,19 +422,33 @@ __global__ void __launch_bounds__(kWarpBlock) ts_warp_kernel(const ts_kernel_arg
         }
       }
       if (k <= 8) {  // uniform: each lane needs only its best 8
-        if constexpr (V > 8) {
+        if constexpr (V > 8 && V % 8 == 0) {
           Key top[8];
           ts_best8_desc(keys, top);
           ts_select_small_k<Policy, W>(group, top, G, k, lane, slot, rel, mine);
-        } else {
+        } else if constexpr (V > 8) {  // V = 12: padded to 16 with empty keys
+          Key padded[16], top[8];
+#pragma unroll
+          for (int j = 0; j < 16; ++j) padded[j] = j < V ? keys[j] : Key(0);
+          ts_best8_desc(padded, top);
+          ts_select_small_k<Policy, W>(group, top, G, k, lane, slot, rel, mine);
+        } else if constexpr (V == 8) {
           ts_sort_desc<V>(keys);
           ts_select_small_k<Policy, W>(group, keys, G, k, lane, slot, rel, mine);
+        } else {  // V = 4
+          ts_sort_desc<V>(keys);
+          Key top[8];
+#pragma unroll
+          for (int j = 0; j < 8; ++j) top[j] = j < V ? keys[j] : Key(0);
+          ts_select_small_k<Policy, W>(group, top, G, k, lane, slot, rel, mine);
         }
         if (kWonInShared && G > 1 && static_cast<unsigned>(rel) < static_cast<unsigned>(k)) won[lane] = mine;
         continue;
       }
-      ts_sort_desc<V>(keys);
-      ts_rounds(group, keys, k, lane, slot, mine);
+      if constexpr ((V & (V - 1)) == 0) {  // k > 8: every key sorted (V = 12 runs only with k <= 8)
+        ts_sort_desc<V>(keys);
+        ts_rounds(group, keys, k, lane, slot, mine);
+      }
       if (kWonInShared && G > 1 && static_cast<unsigned>(rel) < static_cast<unsigned>(k)) won[lane] = mine;
     }
     // With G > 1 (the fast path's batches) winners are in shared memory; small batches never
