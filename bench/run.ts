@@ -85,8 +85,11 @@ function git(args: string[]): string | null {
   }
 }
 
-const commit = git(["rev-parse", "--short=12", "HEAD"]);
-const porcelain = commit === null ? null : git(["status", "--porcelain", "--untracked-files=no"]);
+// A copy of the tree without git history (the GPU machine gets one) can name its commit.
+const commitFromEnv = process.env.TOPK_SIGMOID_BENCH_COMMIT || null;
+const commit = commitFromEnv ?? git(["rev-parse", "--short=12", "HEAD"]);
+const porcelain =
+  commitFromEnv !== null || commit === null ? null : git(["status", "--porcelain", "--untracked-files=no"]);
 
 const results: BenchResults = {
   schema: SCHEMA,
