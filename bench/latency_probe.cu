@@ -1,0 +1,88 @@
+// bench/latency_probe.cu: the latency floor of any router kernel on this GPU. Graph replay of
+// kernels that do no routing at all: (a) empty, (b) each warp reads one row of logits and
+// writes k weights + k indices, with the same input rotation as bench/run.ts (so small inputs
+// are L2-resident and larger ones come from HBM). A routing kernel cannot beat (b).
+//   nvcc -O3 -arch=sm_90 bench/latency_probe.cu -o /tmp/latency_probe && /tmp/latency_probe
+#include <cstdio>
+#include <cstdint>
+#include <vector>
+#include <algorithm>
+#include <cuda_runtime.h>
+
+__global__ void empty_kernel() {}
+
+// One warp per token: lane l reads 16 bytes of the row, the warp combines them (one shuffle
+// step, so the read is used) and lanes 0..k-1 write a weight and an index.
+__global__ void read_write_kernel(const uint4* logits, int row_vec, int tokens, int k, float* w, int* idx) {
+  const int token = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+  const int lane = threadIdx.x & 31;
+  if (token >= tokens) return;
+  uint32_t x = 0;
+  if (lane < row_vec) {
+    const uint4 v = logits[static_cast<int64_t>(token) * row_vec + lane];
+    x = v.x ^ v.y ^ v.z ^ v.w;
+  }
+  x = max(x, __shfl_xor_sync(0xffffffffu, x, 1));
+  if (lane < k) {
+    w[token * k + lane] = __uint_as_float(x & 0x3f7fffffu);
+    idx[token * k + lane] = static_cast<int>(x & 63);
+  }
+}
+
+int main() {
+  cudaStream_t s;
+  cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
+  cudaEvent_t a, b;
+  cudaEventCreate(&a);
+  cudaEventCreate(&b);
+  auto time_graph = [&](auto body, int per_graph) {
+    cudaGraph_t g;
+    cudaGraphExec_t ge;
+    cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal);
+    for (int i = 0; i < per_graph; ++i) body(i);
+    cudaStreamEndCapture(s, &g);
+    cudaGraphInstantiate(&ge, g, 0);
+    for (int i = 0; i < 3; ++i) cudaGraphLaunch(ge, s);
+    std::vector<float> t;
+    for (int r = 0; r < 15; ++r) {
+      cudaEventRecord(a, s);
+      cudaGraphLaunch(ge, s);
+      cudaEventRecord(b, s);
+      cudaEventSynchronize(b);
+      float ms = 0;
+      cudaEventElapsedTime(&ms, a, b);
+      t.push_back(ms * 1000.0f / per_graph);
+    }
+    cudaGraphExecDestroy(ge);
+    cudaGraphDestroy(g);
+    std::sort(t.begin(), t.end());
+    return t[t.size() / 2];
+  };
+  printf("empty kernel: %.2f us\n", time_graph([&](int) { empty_kernel<<<1, 32, 0, s>>>(); }, 200));
+  float* w;
+  int* idx;
+  cudaMalloc(&w, 65536 * 8 * 4);
+  cudaMalloc(&idx, 65536 * 8 * 4);
+  const int experts_list[] = {8, 64, 256, 512};
+  const int tokens_list[] = {1, 16, 64, 256};
+  for (int e : experts_list) {
+    for (int t : tokens_list) {
+      const size_t bytes = static_cast<size_t>(t) * std::max(e * 2, 16);
+      const int copies = static_cast<int>(std::min<size_t>(256, (128u << 20) / bytes + 1));
+      uint8_t* buf;
+      cudaMalloc(&buf, bytes * copies);
+      cudaMemset(buf, 0x3c, bytes * copies);
+      const int row_vec = std::max(1, e * 2 / 16);
+      const int blocks = (t + 7) / 8;
+      const float us = time_graph(
+          [&](int i) {
+            read_write_kernel<<<blocks, 256, 0, s>>>(reinterpret_cast<const uint4*>(buf + bytes * (i % copies)), row_vec,
+                                                     t, 8, w, idx);
+          },
+          copies);
+      printf("read+write floor: E=%d T=%d bf16 (%d rotating copies of %zu bytes): %.2f us\n", e, t, copies, bytes, us);
+      cudaFree(buf);
+    }
+  }
+  return 0;
+}
