@@ -5,9 +5,8 @@
 //   read(v, src):        lane src's value (src group-relative and uniform within the group);
 //   read_sub(v, src, w): the same within each aligned w-lane segment of the group (kSubgroupRead:
 //                        lets the kernel finish several tokens in one epilogue);
-//   sum(u32), any(bool): the group's sum / whether any lane's flag is set, to every lane
-//                        (kGroupSum: lets the kernel verify a selection made from truncated
-//                        lane lists);
+//   sum(u32):            the group's sum, to every lane (kGroupSum: lets the kernel verify a
+//                        selection made from truncated lane lists);
 //   xor_read(key, off):  the key of lane ^ off (kXorRead: lets small batches merge whole lane
 //                        lists in log2(W) steps instead of k rounds).
 // On sm_80+ a whole-warp u32 max is one redux.sync (the packed (value, index) keys of
@@ -74,7 +73,6 @@ struct ShflPolicy {
         return v;
       }
     }
-    __device__ bool any(bool p) const { return __any_sync(mask, p) != 0; }
     __device__ float read(float v, int src) const { return W == 1 ? v : __shfl_sync(mask, v, src, W); }
     __device__ float read_sub(float v, int src, int width) const {
       return W == 1 ? v : __shfl_sync(mask, v, src, width);
@@ -108,7 +106,6 @@ struct ShflPolicy {
       for (int off = W / 2; off > 0; off >>= 1) v += static_cast<uint32_t>(__shfl_xor(static_cast<int>(v), off, W));
       return v;
     }
-    __device__ bool any(bool p) const { return sum(p ? 1u : 0u) != 0u; }  // within the group, not the wavefront
     __device__ float read(float v, int src) const { return W == 1 ? v : __shfl(v, src, W); }
     __device__ float read_sub(float v, int src, int width) const { return W == 1 ? v : __shfl(v, src, width); }
     __device__ uint32_t xor_read(uint32_t v, int offset) const {

@@ -115,32 +115,15 @@ __device__ __forceinline__ void ts_best8_desc(const Key (&c)[V], Key (&top)[8]) 
 // k rounds of group arg-max over the lanes' list heads. Keys are distinct, so exactly one lane
 // owns each winner; it pops its head (a predicated shift, no branch). Lane slot + r keeps round
 // r's winner.
-// For lists of at most 8 (k <= 8) the rounds are unrolled and round r shifts only the first
-// L - r keys: a lane can still give at most k - r <= L - r winners, so deeper keys never reach
-// the head (half the selects of a full shift: the fast path's fallback and small batches).
 template <int L, class Group, class Key>
 __device__ __forceinline__ void ts_rounds(const Group& group, Key (&list)[L], int k, int lane, int slot, Key& mine) {
-  if constexpr (L <= 8 && sizeof(Key) == 4) {
+  for (int r = 0; r < k; ++r) {
+    const Key winner = group.max(list[0]);
+    if (lane == slot + r) mine = winner;
+    const bool pop = list[0] == winner;
 #pragma unroll
-    for (int r = 0; r < L; ++r) {
-      if (r < k) {
-        const Key winner = group.max(list[0]);
-        if (lane == slot + r) mine = winner;
-        const bool pop = list[0] == winner;
-#pragma unroll
-        for (int j = 0; j < L - 1 - r; ++j) list[j] = pop ? list[j + 1] : list[j];
-        list[L - 1 - r] = pop ? Key(0) : list[L - 1 - r];
-      }
-    }
-  } else {
-    for (int r = 0; r < k; ++r) {
-      const Key winner = group.max(list[0]);
-      if (lane == slot + r) mine = winner;
-      const bool pop = list[0] == winner;
-#pragma unroll
-      for (int j = 0; j < L - 1; ++j) list[j] = pop ? list[j + 1] : list[j];
-      list[L - 1] = pop ? Key(0) : list[L - 1];
-    }
+    for (int j = 0; j < L - 1; ++j) list[j] = pop ? list[j + 1] : list[j];
+    list[L - 1] = pop ? Key(0) : list[L - 1];
   }
 }
 
@@ -193,7 +176,7 @@ __device__ __forceinline__ void ts_exact_keys(const Raw (&raw)[V], Key (&keys)[V
 // compare + select per round per lane was a sixth of its ALU work. KR > 0: exactly KR rounds
 // (no per-round test of k); KR == 0: k rounds.
 template <int KR, class Group, class Key>
-__device__ __forceinline__ void ts_fast_rounds(const Group& group, Key& first, Key& second, int k, Key* won, Key& top,
+__device__ __forceinline__ void ts_fast_rounds(const Group& group, Key first, Key second, int k, Key* won, Key& top,
                                                Key& winner) {
 #pragma unroll
   for (int r = 0; r < (KR > 0 ? KR : 8); ++r) {
@@ -398,46 +381,28 @@ __global__ void __launch_bounds__(kWarpBlock) ts_warp_kernel(const ts_kernel_arg
 #pragma unroll
             for (int j = 0; j < V; ++j) keys[j] = j < limit ? keys[j] : Key(0);
           }
-          // The lane's best keys, two keys at a time (sm_90 has a three-input min/max): with
-          // f >= s >= t so far and a pair hi >= lo, the new first is max(f, hi), the new
-          // second max(s, min(f, hi), lo) and the new third max(t, min(s, hi), min(f, lo)).
-          // 32-bit keys keep a third for the check below; 64-bit ones (bias, f32) count instead,
-          // which needs fewer registers there.
-          constexpr bool kThird = sizeof(Key) == 4;
-          Key first_key = 0, second_key = 0, third_key = 0;
+          // Two keys at a time: the pair's max and min, then second = max(second, min(first,
+          // hi), lo), which sm_90 does in one three-input min/max (2.5 ALU ops per key, not 3).
+          Key first_key = 0, second_key = 0;
 #pragma unroll
           for (int j = 0; j < V; j += 2) {
             const Key hi = ts_umax(keys[j], keys[j + 1]);
             const Key lo = keys[j] < keys[j + 1] ? keys[j] : keys[j + 1];
-            if constexpr (kThird) {
-              third_key =
-                  ts_umax(ts_umax(third_key, second_key < hi ? second_key : hi), first_key < lo ? first_key : lo);
-            }
             second_key = ts_umax(ts_umax(second_key, first_key < hi ? first_key : hi), lo);
             first_key = ts_umax(first_key, hi);
           }
           Key top = 0, winner = 0;
           if (k == 8) ts_fast_rounds<8>(group, first_key, second_key, k, won + slot, top, winner);
           else ts_fast_rounds<0>(group, first_key, second_key, k, won + slot, top, winner);
+          uint32_t at_least_winner = 0;
+#pragma unroll
+          for (int j = 0; j < V; ++j) at_least_winner += keys[j] >= winner ? 1u : 0u;
           bool trusted = winner != 0;
           if constexpr (kPairs) {
             trusted = static_cast<uint32_t>(winner >> 16) > 0x8000u &&
                       static_cast<uint32_t>(top >> 16) <= (0x8000u | ts_keys16<Dtype>::kInfBits);
           }
-          bool exact;
-          if constexpr (kThird) {
-            // Exact unless a lane gave both its keys (its list is empty now) and its third key
-            // also clears the k-th winner: every other lane's remaining keys are below it
-            // (each round took the largest head, and what is left under a head is smaller).
-            exact = !group.any(first_key == Key(0) && third_key >= winner);
-          } else {
-            // The same, counted: exactly k keys clear the k-th winner.
-            uint32_t at_least_winner = 0;
-#pragma unroll
-            for (int j = 0; j < V; ++j) at_least_winner += keys[j] >= winner ? 1u : 0u;
-            exact = group.sum(at_least_winner) == static_cast<uint32_t>(k);
-          }
-          if (trusted && exact) continue;
+          if (trusted && group.sum(at_least_winner) == static_cast<uint32_t>(k)) continue;
         }
       }
       // The fast path stored this token's winners; order those stores before the full path
