@@ -172,9 +172,9 @@ __device__ __forceinline__ void ts_exact_keys(const Raw (&raw)[V], Key (&keys)[V
 
 // The fast path's rounds over two-key lane lists (kernel below). Each round's winner is the
 // same in every lane, so it goes to the group's slot in shared memory (one store, no per-lane
-// select): on sm_90 the kernel is bound by the integer ALU pipe (half the FP32 rate), and a
-// compare + select per round per lane was a sixth of its ALU work. KR > 0: exactly KR rounds
-// (no per-round test of k); KR == 0: k rounds.
+// select): on sm_90 the kernel is bound by the integer ALU pipe (half the FP32 rate), and the
+// per-lane compare + select and the test of k cost about a tenth of its ALU work at k = 8.
+// KR > 0: exactly KR rounds (no per-round test of k); KR == 0: k rounds.
 template <int KR, class Group, class Key>
 __device__ __forceinline__ void ts_fast_rounds(const Group& group, Key first, Key second, int k, Key* won, Key& top,
                                                Key& winner) {
