@@ -45,14 +45,19 @@ function rowValues(r: () => number, experts: number, kind: number): number[] {
   }
 }
 
+/** fp32 values in the dtype's memory form (16-bit dtypes as bit patterns). */
+function inDtype(f32: Float32Array, dtype: Dtype): Logits {
+  if (dtype === "f32") return f32;
+  const convert = dtype === "bf16" ? floatToBf16Bits : floatToF16Bits;
+  return Uint16Array.from(f32, (x) => convert(x));
+}
+
 /** Logits [tokens, experts] of random normal rows only (what a router sees), for the profiling tools. */
 export function makeNormalLogits(seed: number, tokens: number, experts: number, dtype: Dtype): Logits {
   const r = rng(seed);
   const f32 = new Float32Array(tokens * experts);
   for (let i = 0; i < f32.length; i++) f32[i] = gaussian(r) * 2;
-  if (dtype === "f32") return f32;
-  const convert = dtype === "bf16" ? floatToBf16Bits : floatToF16Bits;
-  return Uint16Array.from(f32, (x) => convert(x));
+  return inDtype(f32, dtype);
 }
 
 /** Logits [tokens, stride] in the dtype's memory form; padding columns hold garbage. */
@@ -68,11 +73,7 @@ export function makeLogits(seed: number, tokens: number, experts: number, stride
     for (let e = 0; e < experts; e++) f32[base + e] = values[e] as number;
     for (let e = experts; e < stride; e++) f32[base + e] = r() < 0.5 ? Number.NaN : 1e30; // must be ignored
   }
-  if (dtype === "f32") return f32;
-  const out = new Uint16Array(n);
-  const convert = dtype === "bf16" ? floatToBf16Bits : floatToF16Bits;
-  for (let i = 0; i < n; i++) out[i] = convert(f32[i] as number);
-  return out;
+  return inDtype(f32, dtype);
 }
 
 export function makeBias(seed: number, experts: number): Float32Array {
