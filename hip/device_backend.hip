@@ -211,7 +211,7 @@ template <class Policy, int Dtype, bool HasBias, int W, int V>
 void launch_warp_shape(ts_kernel_args k, hipStream_t stream, int multiprocessors) {
   k.tokens_per_group = tokens_per_group<Policy, W>(k, multiprocessors);
   const int64_t per_block = static_cast<int64_t>(kWarpBlock / W) * k.tokens_per_group;
-  const unsigned shared = ts_warp_shared_bytes<Policy, Dtype, W, HasBias>(k.tokens_per_group);
+  const unsigned shared = ts_warp_shared_bytes<Policy, Dtype, W, V, HasBias>(k.tokens_per_group);
   ts_warp_kernel<Policy, Dtype, W, V, HasBias><<<grid_for(k.tokens, per_block), kWarpBlock, shared, stream>>>(k);
 }
 

@@ -10,6 +10,7 @@
 #ifndef TOPK_SIGMOID_KERNEL_WARP_HPP
 #define TOPK_SIGMOID_KERNEL_WARP_HPP
 
+#include "bias_prefilter.hpp"
 #include "gpu_compat.h"
 #include "keys.hpp"
 
@@ -256,11 +257,16 @@ __host__ __device__ constexpr bool ts_warp_won_in_shared() {
 }
 
 // Dynamic shared memory a ts_warp_kernel launch needs: a winner slot per thread when the fast
-// path can run (whole-warp groups, several tokens per group), else none.
-template <class Policy, int Dtype, int W, bool HasBias>
+// path can run (whole-warp groups, several tokens per group), and with a bias the prefilter's
+// candidate scratch per warp and the block's copy of the bias (W * V floats, zero past E)
+// after them (bias_prefilter.hpp); else none.
+template <class Policy, int Dtype, int W, int V, bool HasBias>
 inline unsigned ts_warp_shared_bytes(int tokens_per_group) {
   using Key = typename ts_keys<Dtype, HasBias>::Key;
-  return ts_warp_won_in_shared<Policy, W>() && tokens_per_group > 1 ? kWarpBlock * sizeof(Key) : 0u;
+  if (!ts_warp_won_in_shared<Policy, W>() || tokens_per_group <= 1) return 0u;
+  const unsigned prefilter =
+      HasBias && kTsBiasPrefilter ? (kWarpBlock / 32) * kTsPrefilterScratchBytes + W * V * sizeof(float) : 0u;
+  return kWarpBlock * sizeof(Key) + prefilter;
 }
 
 template <class Policy, int Dtype, int W, int V, bool HasBias>
@@ -294,6 +300,22 @@ __global__ void __launch_bounds__(kWarpBlock) ts_warp_kernel(const ts_kernel_arg
   // have none (a small batch's launch stays free of it) and keep the winner in `mine`.
   constexpr bool kWonInShared = ts_warp_won_in_shared<Policy, W>();
   Key* const won = reinterpret_cast<Key*>(ts_warp_shared) + (threadIdx.x - lane);
+  // With a bias, the prefilter's candidate scratch of this warp and the block's copy of the
+  // bias (ts_warp_shared_bytes): the per-token bias reads then never miss (streamed logits
+  // evict it from L1) and take V / 4 vector loads.
+  const int warp_in_block = static_cast<int>(threadIdx.x) / 32;
+  [[maybe_unused]] uint64_t* const cand_key = ts_warp_shared + kWarpBlock + warp_in_block * 32;
+  [[maybe_unused]] uint32_t* const cand_index =
+      reinterpret_cast<uint32_t*>(ts_warp_shared + 2 * kWarpBlock) + warp_in_block * 32;
+  [[maybe_unused]] float* const shared_bias =
+      reinterpret_cast<float*>(ts_warp_shared + 2 * kWarpBlock + kWarpBlock / 2);
+  if constexpr (HasBias && kTsBiasPrefilter && kWonInShared) {
+    if (G > 1) {  // uniform: the launch allocated the copy
+      for (int e = static_cast<int>(threadIdx.x); e < W * V; e += kWarpBlock)
+        shared_bias[e] = e < a.experts ? a.bias[e] : 0.0f;
+      __syncthreads();
+    }
+  }
   for (int64_t first = (static_cast<int64_t>(blockIdx.x) * kGroups + threadIdx.x / W) * G; first < a.tokens;
        first += static_cast<int64_t>(gridDim.x) * kGroups * G) {
     Key mine = 0;
@@ -361,7 +383,14 @@ __global__ void __launch_bounds__(kWarpBlock) ts_warp_kernel(const ts_kernel_arg
         // lane) and only when the batch fills the GPU several times over (G > 1): a fallback
         // runs both paths, which costs latency that small batches feel (H200: E=64 k=8 T=256
         // 2.55 -> 3.27 us with it on).
-        if (k <= 8 && G > 1) {  // uniform
+        if constexpr (HasBias && kTsBiasPrefilter) {
+          // With a bias: exact sigmoids only for the candidates a cheap score leaves
+          // (bias_prefilter.hpp); rows it does not cover take the full path below.
+          if (k <= 8 && G > 1 &&
+              ts_bias_prefilter<Dtype>(group, raw, row, base, limit, shared_bias, k, lane, won + slot, cand_key,
+                                       cand_index))
+            continue;
+        } else if (k <= 8 && G > 1) {  // uniform
           // Fast path: each lane offers only its best two keys (a running top-2: three min/max
           // per key instead of a sorting network), and the rounds pop from that short list. It
           // is exact when the number of keys >= the k-th winner is exactly k (every key that

@@ -3,6 +3,7 @@
 
 import { dlopen, ptr } from "bun:ffi";
 import { describe, expect, test } from "bun:test";
+import { tmpdir } from "node:os";
 import { symbols } from "../ffi/symbols.ts";
 import {
   type BackendChoice,
@@ -20,7 +21,7 @@ import {
   setDevice,
   synchronize,
 } from "../mod.ts";
-import { firstDifference, makeBias, makeLogits, makeLogits16Adversarial } from "./gpu_cases.ts";
+import { firstDifference, makeBias, makeBiasNearTies, makeLogits, makeLogits16Adversarial } from "./gpu_cases.ts";
 
 const gpus = deviceCount();
 const info = gpus > 0 ? deviceInfo(0) : undefined;
@@ -184,6 +185,61 @@ gpuDescribe("GPU backends are byte-identical to the host backend", () => {
       }
     }
   }, 300_000);
+
+  // With a bias the same large batches rank on a cheap score first and compute exact scores only
+  // for the candidates near the k-th (hip/bias_prefilter.hpp, NVIDIA); its result must still be
+  // the host's bytes, on rows and biases built to sit within a few ulps of the k-th place.
+  test("large batches with a bias (the prefilter): near-ties, ulp-apart and special biases, k <= 8", () => {
+    const tokens = 4 * 64 * (info?.multiprocessors ?? 132) + 37;
+    let i = 0;
+    for (const experts of [72, 128, 200, 256, 320, 384, 448, 512]) {
+      for (const dtype of dtypeList) {
+        i++;
+        const k = [1, 2, 3, 4, 5, 6, 7, 8][(i * 3) % 8] as number;
+        const stride = experts + (i % 3 === 0 ? 8 : 0);
+        const { logits, bias } = makeBiasNearTies(1300 + i, tokens, experts, stride, dtype, i % 4 === 0);
+        const base = { experts, topk: k, dtype, bias, renormalize: i % 2 === 0, scale: 1.5, rowStride: stride };
+        using host = createRouter({ ...base, backend: "host" });
+        const expected = host.route(logits, { tokens });
+        for (const backend of ["warp", "auto"] as const) {
+          using router = createRouter({ ...base, backend });
+          const diff = firstDifference(k, runOnDevice(router, logits, tokens), expected);
+          expect(
+            diff ? `${backend} E=${experts} k=${k} ${dtype} stride=${stride}: ${diff}` : undefined,
+          ).toBeUndefined();
+        }
+      }
+    }
+  }, 300_000);
+
+  // The prefilter's error bound, checked on this card over every fp32 input.
+  const nvcc = Bun.which("nvcc") ?? (process.env.CUDA_HOME ? `${process.env.CUDA_HOME}/bin/nvcc` : undefined);
+  test.skipIf(info?.vendor !== "nvidia" || !nvcc)(
+    "the prefilter's cheap sigmoid is within its bound of the exact one for all 2^32 fp32 inputs",
+    () => {
+      const root = new URL("..", import.meta.url).pathname;
+      const exe = `${tmpdir()}/approx_sigmoid_bound.${process.pid}`;
+      const build = Bun.spawnSync([
+        nvcc as string,
+        "-O3",
+        "-std=c++17",
+        `-arch=sm_${(info?.arch ?? "sm_90").replace(/^sm_/, "")}`,
+        "-I",
+        `${root}hip`,
+        `${root}tests/approx_sigmoid_bound.cu`,
+        "-o",
+        exe,
+      ]);
+      expect(build.exitCode, build.stderr.toString()).toBe(0);
+      const run = Bun.spawnSync([exe]);
+      const report = JSON.parse(run.stdout.toString().trim()) as { max_abs_error: number; breaks: number };
+      console.log(`approx_sigmoid_bound: ${run.stdout.toString().trim()}`);
+      expect(report.breaks).toBe(0);
+      expect(report.max_abs_error).toBeLessThanOrEqual(2 ** -18);
+      expect(run.exitCode).toBe(0);
+    },
+    120_000,
+  );
 
   test("ck beyond the register path: E in {2048, 4096, 16384}, every k and dtype", () => {
     let i = 0;

@@ -176,3 +176,67 @@ export function makeLogits16Adversarial(
   }
   return out;
 }
+
+/**
+ * A correction bias and logits [tokens, stride] for the warp kernel's bias prefilter
+ * (hip/bias_prefilter.hpp), which ranks on a cheap score first and must still return the exact
+ * result: biases equal or a few fp32 ulps apart, rows whose logits are solved so that
+ * sigmoid(x) + bias lands within a few ulps of one value for a dozen or more experts (fp32
+ * input keeps them that close; 16-bit inputs round them into coarser ties), rows of equal
+ * logits (only the bias orders them), saturating rows, and NaN / infinity rows.
+ * With `specials`, the bias itself holds +inf, -inf, NaN and +-1e30 at a few experts.
+ */
+export function makeBiasNearTies(
+  seed: number,
+  tokens: number,
+  experts: number,
+  stride: number,
+  dtype: Dtype,
+  specials = false,
+): { logits: Logits; bias: Float32Array } {
+  const r = rng(seed);
+  const bias = new Float32Array(experts);
+  const shared = 0.25;
+  for (let e = 0; e < experts; e++) {
+    const draw = r();
+    // 2^-25 is one ulp of values in [0.25, 0.5): equal biases and biases one to four ulps apart.
+    bias[e] = draw < 0.5 ? (r() - 0.5) * 0.6 : draw < 0.7 ? shared : shared + (1 + Math.floor(r() * 4)) * 2 ** -25;
+  }
+  if (specials && experts >= 12) {
+    bias[3] = Number.POSITIVE_INFINITY;
+    bias[5] = Number.NEGATIVE_INFINITY;
+    bias[9] = Number.NaN;
+    bias[10] = 1e30;
+    bias[11] = -1e30;
+  }
+  const f32 = new Float32Array(tokens * stride);
+  const pick = (n: number) => Math.floor(r() * n);
+  for (let t = 0; t < tokens; t++) {
+    const row = f32.subarray(t * stride, t * stride + experts);
+    const kind = pick(8);
+    for (let e = 0; e < experts; e++) row[e] = gaussian(r) * 2;
+    if (kind === 1 || kind === 2) {
+      // Near-ties: x = logit(target - bias) for many experts, then nudged by a few fp32 ulps.
+      const target = 0.55 + r() * 0.4;
+      for (let e = 0; e < experts; e++) row[e] = (row[e] as number) - 4;
+      const count = 8 + pick(24);
+      for (let c = 0; c < count; c++) {
+        const e = pick(experts);
+        const p = target - (bias[e] as number);
+        if (!(p > 0 && p < 1)) continue;
+        const x = Math.fround(Math.log(p / (1 - p)));
+        const nudge = pick(7) - 3;
+        const u = new Uint32Array(new Float32Array([x]).buffer)[0] as number;
+        row[e] = new Float32Array(new Uint32Array([(u + (x === 0 ? 0 : nudge)) >>> 0]).buffer)[0] as number;
+      }
+    } else if (kind === 3) {
+      row.fill(r() * 4 - 2); // equal logits: only the bias orders them
+    } else if (kind === 4) {
+      for (let e = 0; e < experts; e++) row[e] = 16 + r() * 30; // scores saturate to 1.0f
+    } else if (kind === 5) {
+      for (let p = 0; p < 1 + pick(4); p++) row[pick(experts)] = special[pick(special.length)] as number;
+    }
+    for (let e = experts; e < stride; e++) f32[t * stride + e] = r() < 0.5 ? Number.NaN : 1e30; // must be ignored
+  }
+  return { logits: inDtype(f32, dtype), bias };
+}

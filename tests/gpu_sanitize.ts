@@ -17,8 +17,8 @@ if (deviceCount() === 0) {
   console.error("gpu_sanitize: no GPU");
   process.exit(2);
 }
-// Large enough that whole-warp groups route several tokens each (the verified fast path, with
-// its winners in shared memory: racecheck's business).
+// Large enough that whole-warp groups route several tokens each (the verified fast path and the
+// bias prefilter, with winners and candidates in shared memory: racecheck's business).
 const large = 4 * 64 * deviceInfo().multiprocessors + 37;
 const cases: [number, number, Dtype, boolean, number, number][] = [
   // experts, k, dtype, bias, stride pad, tokens
@@ -31,6 +31,9 @@ const cases: [number, number, Dtype, boolean, number, number][] = [
   [4096, 16, "f16", false, 0, 37],
   [256, 8, "bf16", false, 0, large],
   [160, 5, "f16", false, 0, large],
+  // With a bias: the prefilter's candidate scratch in shared memory (hip/bias_prefilter.hpp).
+  [256, 8, "bf16", true, 0, large],
+  [384, 3, "f16", true, 8, large],
 ];
 let failures = 0;
 let checked = 0;
