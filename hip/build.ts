@@ -114,6 +114,9 @@ function buildCuda(nvcc: string): void {
     "-prec-sqrt=true",
     "-Xcompiler",
     hostFlags,
+    // A register spill in a kernel is a performance bug: ptxas reports it, and --werror fails on it.
+    "-Xptxas",
+    werror ? "-warn-spills,-Werror" : "-warn-spills",
     ...(werror ? ["-Werror", "all-warnings"] : []),
     ...gencode,
   ];

@@ -269,8 +269,22 @@ inline unsigned ts_warp_shared_bytes(int tokens_per_group) {
   return kWarpBlock * sizeof(Key) + prefilter;
 }
 
+// Blocks per SM the compiler must leave registers for (whole-warp kernels of large batches).
+// With the bias prefilter and V = 8 or 12 the kernel takes a few more than 48 registers, which
+// leaves 4 blocks (32 warps) per SM; 5 hide more of each token's load latency (H100, T=65536
+// k=8 bf16: E256 42.6 -> 40.2 us, E384 48.3 -> 46.0); V = 16 would spill (E512 55.9 -> 58.6)
+// and V = 4 gains nothing. Without bias, V = 12 fits 6 blocks and V = 16 fits 5 without
+// spilling (H200: E384 32.5 -> 31.6 us, E512 unchanged). 16-bit logits only; every kernel
+// is checked for spills with ptxas -v.
+template <int Dtype, int W, int V, bool HasBias>
+__host__ __device__ constexpr int ts_warp_min_blocks() {
+  if (W != 32 || Dtype == TS_DTYPE_F32) return 1;  // fp32 logits: 64-bit keys, more registers
+  if (HasBias) return kTsBiasPrefilter && V <= 12 ? 5 : 1;
+  return V == 16 ? 5 : V == 12 ? 6 : 1;
+}
+
 template <class Policy, int Dtype, int W, int V, bool HasBias>
-__global__ void __launch_bounds__(kWarpBlock) ts_warp_kernel(const ts_kernel_args a) {
+__global__ void __launch_bounds__(kWarpBlock, ts_warp_min_blocks<Dtype, W, V, HasBias>()) ts_warp_kernel(const ts_kernel_args a) {
   using Raw = typename ts_input<Dtype>::Raw;
   using K = ts_keys<Dtype, HasBias>;
   using Key = typename K::Key;
