@@ -278,13 +278,16 @@ inline unsigned ts_warp_shared_bytes(int tokens_per_group) {
 // is checked for spills with ptxas -v.
 template <int Dtype, int W, int V, bool HasBias>
 __host__ __device__ constexpr int ts_warp_min_blocks() {
+#if !defined(TS_PLATFORM_CUDA)
+  return 1;  // measured on NVIDIA only (on AMD the bound would set waves per EU)
+#endif
   if (W != 32 || Dtype == TS_DTYPE_F32) return 1;  // fp32 logits: 64-bit keys, more registers
   if (HasBias) return kTsBiasPrefilter && V <= 12 ? 5 : 1;
   return V == 16 ? 5 : V == 12 ? 6 : 1;
 }
 
 template <class Policy, int Dtype, int W, int V, bool HasBias>
-__global__ void __launch_bounds__(kWarpBlock, ts_warp_min_blocks<Dtype, W, V, HasBias>()) ts_warp_kernel(const ts_kernel_args a) {
+__global__ void __launch_bounds__(kWarpBlock, (ts_warp_min_blocks<Dtype, W, V, HasBias>())) ts_warp_kernel(const ts_kernel_args a) {
   using Raw = typename ts_input<Dtype>::Raw;
   using K = ts_keys<Dtype, HasBias>;
   using Key = typename K::Key;
