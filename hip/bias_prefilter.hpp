@@ -24,18 +24,28 @@
 #include "gpu_compat.h"
 #include "keys.hpp"
 
-// Candidate scratch per warp (dynamic shared memory after the winners): 32 exact keys and 32
-// expert indices.
-constexpr int kTsPrefilterScratchBytes = 32 * (8 + 4);
+// Tokens are paired (two share the exact-key and ranking stage, a half-warp each) for up to 12
+// logits per lane; at 16 the pairing's state took registers and occupancy (H200, E=512 with
+// bias: 55.4 -> 59.6 us with pairs), so those lanes finish every token alone.
+__host__ __device__ constexpr bool ts_prefilter_pairs(int v) { return v <= 12; }
+
+// Candidate scratch per warp (dynamic shared memory after the winners): 32 exact keys and one
+// region of 32 expert indices, or two when tokens are paired (a waiting token keeps one).
+__host__ __device__ constexpr int ts_prefilter_scratch_bytes(int v) {
+  return 32 * 8 + (ts_prefilter_pairs(v) ? 2 : 1) * 32 * 4;
+}
 
 #if !defined(TS_PLATFORM_CUDA)
 // The MUFU approximations are verified on NVIDIA cards only; HIP builds keep the full path.
 constexpr bool kTsBiasPrefilter = false;
 template <int Dtype, int V, class Group, class Raw>
-__device__ inline bool ts_bias_prefilter(const Group&, const Raw (&)[V], const Raw*, int, int, const float*, int, int,
-                                         uint64_t*, uint64_t*, uint32_t*) {
-  return false;
+__device__ inline uint32_t ts_prefilter_candidates(const Group&, const Raw (&)[V], int, int, const float*, int, int,
+                                                   uint32_t*) {
+  return ~0u;
 }
+template <int Dtype, class Raw>
+__device__ inline void ts_prefilter_rank(const Raw*, const uint32_t*, uint32_t, uint32_t, const float*, int, uint64_t*,
+                                         uint64_t*) {}
 #else
 constexpr bool kTsBiasPrefilter = true;
 
@@ -103,15 +113,14 @@ __device__ __forceinline__ uint32_t ts_prefilter_kth(const Group& group, uint32_
   return kth;
 }
 
-// One token of a whole warp (lane l holds experts [l*V, l*V + V), raw[j] its logits, limit
-// how many of them are in the row; bias: the block's shared copy, 32 * V floats). Returns true with the token's k winners stored as
-// won[rank] (exact 64-bit keys); false when the row needs the full path (then only the
-// candidate scratch was written). Every branch on the returned value and every loop bound is
-// uniform across the warp.
+// Phase 1, one token of a whole warp (lane l holds experts [l*V, l*V + V), raw[j] its logits,
+// limit how many of them are in the row; bias: the block's shared copy, 32 * V floats): the
+// candidates' expert indices go to cand_index[0, n) and n (1..32) is returned; a value above
+// 32 means the row needs the full path. Every branch on the result is uniform across the warp.
 template <int Dtype, int V, class Group, class Raw>
-__device__ __forceinline__ bool ts_bias_prefilter(const Group& group, const Raw (&raw)[V], const Raw* row, int base,
-                                                  int limit, const float* bias, int k, int lane, uint64_t* won,
-                                                  uint64_t* cand_key, uint32_t* cand_index) {
+__device__ __forceinline__ uint32_t ts_prefilter_candidates(const Group& group, const Raw (&raw)[V], int base,
+                                                            int limit, const float* bias, int k, int lane,
+                                                            uint32_t* cand_index) {
   // Cheap ranking values and the lane's best one. Lanes wholly inside the row (all but the
   // last few, if any) skip the per-slot masking. fmaxf skips NaNs: they rank below every number
   // in the semantics, so with t' > -inf (checked below) none is a winner or a candidate.
@@ -130,7 +139,7 @@ __device__ __forceinline__ bool ts_bias_prefilter(const Group& group, const Raw 
   const float t = ts_prefilter_unord(kth);
   const float margin = __fmaf_rn(fminf(fabsf(t), 3.4028234664e38f), 0x1p-19f, 4.0f * kTsPrefilterSigmoidBound);
   const float floor = __fsub_rn(t, margin);
-  if (!(floor > -INFINITY)) return false;
+  if (!(floor > -INFINITY)) return ~0u;
 
   // Compaction: the lane's candidates as a bit mask, an exclusive scan of the counts across
   // the warp, then each lane writes its candidates' indices from its offset on (a loop over
@@ -147,27 +156,37 @@ __device__ __forceinline__ bool ts_bias_prefilter(const Group& group, const Raw 
     inclusive += lane >= offset ? before : 0u;
   }
   const uint32_t candidates = __shfl_sync(0xffffffffu, inclusive, 31);
-  if (candidates > 32u) return false;
+  if (candidates > 32u) return candidates;
   for (uint32_t at = inclusive - count; mask != 0u; ++at, mask &= mask - 1u)
     cand_index[at] = static_cast<uint32_t>(base + __ffs(mask) - 1);
-  __syncwarp();
-  // Lane p computes candidate p's exact key (its logit and bias are L1 hits: just loaded).
-  const bool holds = static_cast<uint32_t>(lane) < candidates;
+  return candidates;
+}
+
+// Phase 2, called by the whole warp for one token (p = lane, count <= 32) or for two at once
+// (p = lane mod 16, each half-warp with its own token's row, indices, count <= 16, key
+// scratch and winner slots): the lane holding candidate p computes its exact key (logit and
+// bias are L1 / shared hits) and ranks it by counting the larger keys of its token; the k best
+// store themselves as won[rank]. Two tokens share the exact sigmoid and the ranking loop, the
+// two costliest steps (about 11 candidates per token fit 16 lanes).
+template <int Dtype, class Raw>
+__device__ __forceinline__ void ts_prefilter_rank(const Raw* row, const uint32_t* cand_index, uint32_t count,
+                                                  uint32_t p, const float* bias, int k, uint64_t* cand_key,
+                                                  uint64_t* won) {
+  __syncwarp();  // the compaction's stores are visible
+  const bool holds = p < count;
   uint64_t key = 0;
   if (holds) {
-    const uint32_t e = cand_index[lane];
+    const uint32_t e = cand_index[p];
     key = ts_key64(ts_ord32(ts_biased_value(ts_input<Dtype>::to_float(row[e]), bias[e])), e);
-    cand_key[lane] = key;
+    cand_key[p] = key;
   }
   __syncwarp();
-  // Rank by counting the larger keys; the k best store themselves in rank order.
   if (holds) {
     uint32_t rank = 0;
 #pragma unroll 4
-    for (uint32_t m = 0; m < candidates; ++m) rank += cand_key[m] > key ? 1u : 0u;
+    for (uint32_t m = 0; m < count; ++m) rank += cand_key[m] > key ? 1u : 0u;
     if (rank < static_cast<uint32_t>(k)) won[rank] = key;
   }
-  return true;
 }
 
 #endif  // TS_PLATFORM_CUDA

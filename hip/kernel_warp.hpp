@@ -265,15 +265,16 @@ inline unsigned ts_warp_shared_bytes(int tokens_per_group) {
   using Key = typename ts_keys<Dtype, HasBias>::Key;
   if (!ts_warp_won_in_shared<Policy, W>() || tokens_per_group <= 1) return 0u;
   const unsigned prefilter =
-      HasBias && kTsBiasPrefilter ? (kWarpBlock / 32) * kTsPrefilterScratchBytes + W * V * sizeof(float) : 0u;
+      HasBias && kTsBiasPrefilter ? (kWarpBlock / 32) * ts_prefilter_scratch_bytes(V) + W * V * sizeof(float) : 0u;
   return kWarpBlock * sizeof(Key) + prefilter;
 }
 
 // Blocks per SM the compiler must leave registers for (whole-warp kernels of large batches).
 // With the bias prefilter and V = 8 or 12 the kernel takes a few more than 48 registers, which
 // leaves 4 blocks (32 warps) per SM; 5 hide more of each token's load latency (H100, T=65536
-// k=8 bf16: E256 42.6 -> 40.2 us, E384 48.3 -> 46.0); V = 16 would spill (E512 55.9 -> 58.6)
-// and V = 4 gains nothing. Without bias, V = 12 fits 6 blocks and V = 16 fits 5 without
+// k=8 bf16: E256 42.6 -> 40.2 us, E384 48.3 -> 46.0); V = 16 would spill at 5 (E512 55.9 ->
+// 58.6) and is held at 4, the 64 registers it takes alone (with token pairs it took 67 and ran
+// 3 blocks: 55.4 -> 59.6 us, so V = 16 does not pair); V = 4 gains nothing. Without bias, V = 12 fits 6 blocks and V = 16 fits 5 without
 // spilling (H200: E384 32.5 -> 31.6 us, E512 unchanged). 16-bit logits only; every kernel
 // is checked for spills with ptxas -v.
 template <int Dtype, int W, int V, bool HasBias>
@@ -282,12 +283,13 @@ __host__ __device__ constexpr int ts_warp_min_blocks() {
   return 1;  // measured on NVIDIA only (on AMD the bound would set waves per EU)
 #endif
   if (W != 32 || Dtype == TS_DTYPE_F32) return 1;  // fp32 logits: 64-bit keys, more registers
-  if (HasBias) return kTsBiasPrefilter && V <= 12 ? 5 : 1;
+  if (HasBias) return !kTsBiasPrefilter ? 1 : V <= 12 ? 5 : V == 16 ? 4 : 1;
   return V == 16 ? 5 : V == 12 ? 6 : 1;
 }
 
 template <class Policy, int Dtype, int W, int V, bool HasBias>
-__global__ void __launch_bounds__(kWarpBlock, (ts_warp_min_blocks<Dtype, W, V, HasBias>())) ts_warp_kernel(const ts_kernel_args a) {
+__global__ void __launch_bounds__(kWarpBlock, (ts_warp_min_blocks<Dtype, W, V, HasBias>()))
+    ts_warp_kernel(const ts_kernel_args a) {
   using Raw = typename ts_input<Dtype>::Raw;
   using K = ts_keys<Dtype, HasBias>;
   using Key = typename K::Key;
@@ -322,10 +324,11 @@ __global__ void __launch_bounds__(kWarpBlock, (ts_warp_min_blocks<Dtype, W, V, H
   // evict it from L1) and take V / 4 vector loads.
   const int warp_in_block = static_cast<int>(threadIdx.x) / 32;
   [[maybe_unused]] uint64_t* const cand_key = ts_warp_shared + kWarpBlock + warp_in_block * 32;
+  constexpr int kIndexRegions = ts_prefilter_pairs(V) ? 2 : 1;
   [[maybe_unused]] uint32_t* const cand_index =
-      reinterpret_cast<uint32_t*>(ts_warp_shared + 2 * kWarpBlock) + warp_in_block * 32;
+      reinterpret_cast<uint32_t*>(ts_warp_shared + 2 * kWarpBlock) + warp_in_block * 32 * kIndexRegions;
   [[maybe_unused]] float* const shared_bias =
-      reinterpret_cast<float*>(ts_warp_shared + 2 * kWarpBlock + kWarpBlock / 2);
+      reinterpret_cast<float*>(ts_warp_shared + 2 * kWarpBlock + kWarpBlock * kIndexRegions / 2);
   if constexpr (HasBias && kTsBiasPrefilter && kWonInShared) {
     if (G > 1) {  // uniform: the launch allocated the copy
       for (int e = static_cast<int>(threadIdx.x); e < W * V; e += kWarpBlock)
@@ -336,6 +339,14 @@ __global__ void __launch_bounds__(kWarpBlock, (ts_warp_min_blocks<Dtype, W, V, H
   for (int64_t first = (static_cast<int64_t>(blockIdx.x) * kGroups + threadIdx.x / W) * G; first < a.tokens;
        first += static_cast<int64_t>(gridDim.x) * kGroups * G) {
     Key mine = 0;
+    // Bias prefilter: a token with at most 16 candidates waits (its indices in one of the two
+    // index regions) for the next such token, and the two finish together, a half-warp each.
+    // One word (registers are the limit here): candidate count (bits 0-4, 0: none waiting),
+    // index region (bit 5), the token's g (bits 8-15); its row pointer is recomputed.
+    [[maybe_unused]] uint32_t pending = 0;
+    [[maybe_unused]] const auto pending_row = [&](uint32_t p) {
+      return static_cast<const Raw*>(a.logits) + (first + static_cast<int64_t>(p >> 8)) * a.row_stride;
+    };
     for (int g = 0; g < G; ++g) {
       const int64_t token = first + g;
       if (token >= a.tokens) break;  // uniform across the group
@@ -403,10 +414,31 @@ __global__ void __launch_bounds__(kWarpBlock, (ts_warp_min_blocks<Dtype, W, V, H
         if constexpr (HasBias && kTsBiasPrefilter) {
           // With a bias: exact sigmoids only for the candidates a cheap score leaves
           // (bias_prefilter.hpp); rows it does not cover take the full path below.
-          if (k <= 8 && G > 1 &&
-              ts_bias_prefilter<Dtype>(group, raw, row, base, limit, shared_bias, k, lane, won + slot, cand_key,
-                                       cand_index))
-            continue;
+          if (k <= 8 && G > 1) {  // uniform
+            const uint32_t region = pending != 0u ? ((pending >> 5) & 1u) ^ 1u : 0u;
+            const uint32_t n =
+                ts_prefilter_candidates<Dtype>(group, raw, base, limit, shared_bias, k, lane, cand_index + 32 * region);
+            constexpr bool kPairTokens = ts_prefilter_pairs(V);
+            if (kPairTokens && n <= 16u && pending != 0u) {  // finish with the waiting token, a half-warp each
+              const bool upper = lane >= 16;
+              const int pending_slot = static_cast<int>(pending >> 8) * kp;
+              ts_prefilter_rank<Dtype>(upper ? row : pending_row(pending),
+                                       cand_index + 32 * (upper ? region : region ^ 1u), upper ? n : pending & 31u,
+                                       static_cast<uint32_t>(lane & 15), shared_bias, k, cand_key + (lane & 16),
+                                       won + (upper ? slot : pending_slot));
+              pending = 0;
+              continue;
+            }
+            if (kPairTokens && n <= 16u) {  // wait for a partner
+              pending = n | (region << 5) | (static_cast<uint32_t>(g) << 8);
+              continue;
+            }
+            if (n <= 32u) {  // the whole warp for this token
+              ts_prefilter_rank<Dtype>(row, cand_index + 32 * region, n, static_cast<uint32_t>(lane), shared_bias, k,
+                                       cand_key, won + slot);
+              continue;
+            }
+          }
         } else if (k <= 8 && G > 1) {  // uniform
           // Fast path: each lane offers only its best two keys (a running top-2: three min/max
           // per key instead of a sorting network), and the rounds pop from that short list. It
@@ -496,6 +528,12 @@ __global__ void __launch_bounds__(kWarpBlock, (ts_warp_min_blocks<Dtype, W, V, H
         ts_rounds(group, keys, k, lane, slot, mine);
       }
       if (kWonInShared && G > 1 && static_cast<unsigned>(rel) < static_cast<unsigned>(k)) won[lane] = mine;
+    }
+    if constexpr (HasBias && kTsBiasPrefilter && ts_prefilter_pairs(V)) {
+      if (pending != 0u)  // uniform: a token still waiting for a partner finishes alone
+        ts_prefilter_rank<Dtype>(pending_row(pending), cand_index + 32 * ((pending >> 5) & 1u), pending & 31u,
+                                 static_cast<uint32_t>(lane), shared_bias, k, cand_key,
+                                 won + static_cast<int>(pending >> 8) * kp);
     }
     // With G > 1 (the fast path's batches) winners are in shared memory; small batches never
     // take the fast path and keep theirs in `mine` (no store / sync / load on their latency).
