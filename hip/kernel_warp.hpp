@@ -146,11 +146,48 @@ __device__ __forceinline__ uint32_t ts_sign_halves(uint32_t x) {
 // which the fast path checks before it trusts a selection.
 __device__ __forceinline__ uint32_t ts_ord16x2_positive(uint32_t x) { return x ^ (ts_sign_halves(x) | 0x80008000u); }
 
-// Keys of logits e and e + 1 from their two orderable 16-bit values in one word (e's low).
+// Index fields without per-key arithmetic. A lane's V slots split into blocks of B (the
+// largest power of two dividing V: all of V = 4, 8, 16; 4 for V = 12). The field of expert
+// e = base + q*B + r is 0xffff - e = field_block ^ r, where field_block = 0xffff - (base + q*B)
+// has its low log2(B) bits set (base + q*B is a multiple of B) and its high half clear.
+template <int V>
+__host__ __device__ constexpr int ts_index_block() {
+  return V & -V;
+}
+
+// Keys of slots r and r + 1 of a block (r even, r + 1 < B) from their two orderable 16-bit
+// values in one word (slot r's in the low half). The fields were one IADD3 per key, rebuilt
+// every token (ptxas does not keep V constants live across the token loop), plus the OR into
+// the key; here each key is one LOP3 of the word, the block's field and an immediate:
+//   lo = (ord << 16) | (field ^ r)                 LUT 0xF6: a | (b ^ c)
+//   hi = (ord & 0xffff0000) | (field ^ (r + 1))    LUT 0x64: c ? a & ~b : b, with
+//        c = 0xffff0000 | (r + 1): where c is set, b is clear in the high half (so a is taken)
+//        and set in the low half (r + 1 < B), where the result must be b ^ 1 = 0 = a & ~b.
 template <class Key>
-__device__ __forceinline__ void ts_pair_keys(uint32_t ord, int e, Key& lo, Key& hi) {
-  lo = static_cast<Key>((ord << 16) | ts_index_field(static_cast<uint32_t>(e)));
-  hi = static_cast<Key>((ord & 0xffff0000u) | ts_index_field(static_cast<uint32_t>(e + 1)));
+__device__ __forceinline__ void ts_pair_keys(uint32_t ord, uint32_t field_block, int r, Key& lo, Key& hi) {
+#if defined(TS_PLATFORM_CUDA) && defined(__CUDA_ARCH__)
+  uint32_t l, h;
+  asm("lop3.b32 %0, %1, %2, %3, 0xF6;" : "=r"(l) : "r"(ord << 16), "r"(field_block), "r"(static_cast<uint32_t>(r)));
+  asm("lop3.b32 %0, %1, %2, %3, 0x64;"
+      : "=r"(h)
+      : "r"(ord), "r"(field_block), "r"(0xffff0000u | static_cast<uint32_t>(r + 1)));
+  lo = static_cast<Key>(l);
+  hi = static_cast<Key>(h);
+#else
+  lo = static_cast<Key>((ord << 16) | (field_block ^ static_cast<uint32_t>(r)));
+  hi = static_cast<Key>((ord & 0xffff0000u) | (field_block ^ static_cast<uint32_t>(r + 1)));
+#endif
+}
+
+// All V keys of a lane from its V / 2 words of orderable pairs (slot j: expert base + j).
+template <int V, class Key>
+__device__ __forceinline__ void ts_lane_pair_keys(const uint32_t (&ord)[V / 2], int base, Key (&keys)[V]) {
+  constexpr int kB = ts_index_block<V>();
+  static_assert(kB >= 2, "pairs of slots inside one block");
+  const uint32_t field = ts_index_field(static_cast<uint32_t>(base));
+#pragma unroll
+  for (int j = 0; j < V; j += 2)
+    ts_pair_keys(ord[j >> 1], field - static_cast<uint32_t>(j / kB * kB), j % kB, keys[j], keys[j + 1]);
 }
 
 // Exact keys one logit at a time (fp32 input, or any input with bias): the fp32 ranking value
@@ -449,8 +486,10 @@ __global__ void __launch_bounds__(kWarpBlock, (ts_warp_min_blocks<Dtype, W, V, H
           // 16-bit inputs rank on the cheap keys here; they are exact for this selection when
           // the k-th winner is positive (> +0) and the top one is not a NaN.
           if constexpr (kPairs) {
+            uint32_t ords[V / 2];
 #pragma unroll
-            for (int j = 0; j < V; j += 2) ts_pair_keys(ts_ord16x2_positive(words[j >> 1]), base + j, keys[j], keys[j + 1]);
+            for (int i = 0; i < V / 2; ++i) ords[i] = ts_ord16x2_positive(words[i]);
+            ts_lane_pair_keys<V>(ords, base, keys);
           } else {
             ts_exact_keys<Dtype, HasBias>(raw, keys, base, limit, a.bias);
             exact_keys_built = true;
@@ -500,9 +539,10 @@ __global__ void __launch_bounds__(kWarpBlock, (ts_warp_min_blocks<Dtype, W, V, H
       if (kWonInShared && G > 1) TS_WAVE_SYNC();
       if (!exact_keys_built) {
         if constexpr (kPairs) {
+          uint32_t ords[V / 2];
 #pragma unroll
-          for (int j = 0; j < V; j += 2)
-            ts_pair_keys(ts_ord16x2(words[j >> 1], ts_keys16<Dtype>::kInfBits), base + j, keys[j], keys[j + 1]);
+          for (int i = 0; i < V / 2; ++i) ords[i] = ts_ord16x2(words[i], ts_keys16<Dtype>::kInfBits);
+          ts_lane_pair_keys<V>(ords, base, keys);
         } else {
           ts_exact_keys<Dtype, HasBias>(raw, keys, base, limit, a.bias);
         }
