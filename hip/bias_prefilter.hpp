@@ -39,13 +39,13 @@ __host__ __device__ constexpr int ts_prefilter_scratch_bytes(int v) {
 // The MUFU approximations are verified on NVIDIA cards only; HIP builds keep the full path.
 constexpr bool kTsBiasPrefilter = false;
 template <int Dtype, int V, class Group, class Raw>
-__device__ inline uint32_t ts_prefilter_candidates(const Group&, const Raw (&)[V], int, int, const float*, int, int,
+__device__ inline uint32_t ts_prefilter_candidates(const Group&, const Raw (&)[V], int, int, const float*, int,
                                                    uint32_t*) {
   return ~0u;
 }
 template <int Dtype, class Raw>
 __device__ inline void ts_prefilter_rank(const Raw*, const uint32_t*, uint32_t, uint32_t, const float*, int, uint64_t*,
-                                         uint64_t*) {}
+                                         uint64_t*, float*) {}
 #else
 constexpr bool kTsBiasPrefilter = true;
 
@@ -119,8 +119,7 @@ __device__ __forceinline__ uint32_t ts_prefilter_kth(const Group& group, uint32_
 // 32 means the row needs the full path. Every branch on the result is uniform across the warp.
 template <int Dtype, int V, class Group, class Raw>
 __device__ __forceinline__ uint32_t ts_prefilter_candidates(const Group& group, const Raw (&raw)[V], int base,
-                                                            int limit, const float* bias, int k, int lane,
-                                                            uint32_t* cand_index) {
+                                                            int limit, const float* bias, int k, uint32_t* cand_index) {
   // Cheap ranking values and the lane's best one. Lanes wholly inside the row (all but the
   // last few, if any) skip the per-slot masking. fmaxf skips NaNs: they rank below every number
   // in the semantics, so with t' > -inf (checked below) none is a winner or a candidate.
@@ -149,13 +148,19 @@ __device__ __forceinline__ uint32_t ts_prefilter_candidates(const Group& group, 
 #pragma unroll
   for (int j = 0; j < V; ++j) mask |= (value[j] >= floor ? 1u : 0u) << j;  // false for NaN
   const uint32_t count = static_cast<uint32_t>(__popc(mask));
+  // The total by one warp reduction, off the scan's dependent chain. The scan adds a lane's
+  // value from `offset` lanes below only where that lane exists: the shuffle's own predicate
+  // says so, which saves a compare and a select per step (the lane >= offset tests were
+  // rebuilt every token).
+  const uint32_t candidates = __reduce_add_sync(0xffffffffu, count);
   uint32_t inclusive = count;
 #pragma unroll
-  for (int offset = 1; offset < 32; offset <<= 1) {
-    const uint32_t before = __shfl_up_sync(0xffffffffu, inclusive, offset);
-    inclusive += lane >= offset ? before : 0u;
-  }
-  const uint32_t candidates = __shfl_sync(0xffffffffu, inclusive, 31);
+  for (int offset = 1; offset < 32; offset <<= 1)
+    asm("{\n\t.reg .pred in_range;\n\t.reg .b32 before;\n\t"
+        "shfl.sync.up.b32 before|in_range, %0, %1, 0, 0xffffffff;\n\t"
+        "@in_range add.u32 %0, %0, before;\n\t}"
+        : "+r"(inclusive)
+        : "r"(offset));
   if (candidates > 32u) return candidates;
   for (uint32_t at = inclusive - count; mask != 0u; ++at, mask &= mask - 1u)
     cand_index[at] = static_cast<uint32_t>(base + __ffs(mask) - 1);
@@ -166,18 +171,23 @@ __device__ __forceinline__ uint32_t ts_prefilter_candidates(const Group& group, 
 // (p = lane mod 16, each half-warp with its own token's row, indices, count <= 16, key
 // scratch and winner slots): the lane holding candidate p computes its exact key (logit and
 // bias are L1 / shared hits) and ranks it by counting the larger keys of its token; the k best
-// store themselves as won[rank]. Two tokens share the exact sigmoid and the ranking loop, the
+// store themselves as won[rank] and their weights (the exact sigmoid, computed for the key
+// anyway) as won_weight[rank]. Two tokens share the exact sigmoid and the ranking loop, the
 // two costliest steps (about 11 candidates per token fit 16 lanes).
 template <int Dtype, class Raw>
 __device__ __forceinline__ void ts_prefilter_rank(const Raw* row, const uint32_t* cand_index, uint32_t count,
                                                   uint32_t p, const float* bias, int k, uint64_t* cand_key,
-                                                  uint64_t* won) {
+                                                  uint64_t* won, float* won_weight) {
   __syncwarp();  // the compaction's stores are visible
   const bool holds = p < count;
   uint64_t key = 0;
+  float weight = 0.0f;
   if (holds) {
     const uint32_t e = cand_index[p];
-    key = ts_key64(ts_ord32(ts_biased_value(ts_input<Dtype>::to_float(row[e]), bias[e])), e);
+    const float x = ts_input<Dtype>::to_float(row[e]);
+    const float score = ts_sigmoid(x);  // as ts_biased_value and ts_weight_of_logit compute it
+    key = ts_key64(ts_ord32(TS_ADD(score, bias[e])), e);
+    weight = ts_isnan(x) ? 0.0f : score;  // ts_weight_of_logit(x)
     cand_key[p] = key;
   }
   __syncwarp();
@@ -185,7 +195,10 @@ __device__ __forceinline__ void ts_prefilter_rank(const Raw* row, const uint32_t
     uint32_t rank = 0;
 #pragma unroll 4
     for (uint32_t m = 0; m < count; ++m) rank += cand_key[m] > key ? 1u : 0u;
-    if (rank < static_cast<uint32_t>(k)) won[rank] = key;
+    if (rank < static_cast<uint32_t>(k)) {
+      won[rank] = key;
+      won_weight[rank] = weight;
+    }
   }
 }
 

@@ -295,14 +295,15 @@ __host__ __device__ constexpr bool ts_warp_won_in_shared() {
 
 // Dynamic shared memory a ts_warp_kernel launch needs: a winner slot per thread when the fast
 // path can run (whole-warp groups, several tokens per group), and with a bias the prefilter's
-// candidate scratch per warp and the block's copy of the bias (W * V floats, zero past E)
-// after them (bias_prefilter.hpp); else none.
+// candidate scratch per warp, the winners' weights (a float per thread) and the block's copy
+// of the bias (W * V floats, zero past E) after them (bias_prefilter.hpp); else none.
 template <class Policy, int Dtype, int W, int V, bool HasBias>
 inline unsigned ts_warp_shared_bytes(int tokens_per_group) {
   using Key = typename ts_keys<Dtype, HasBias>::Key;
   if (!ts_warp_won_in_shared<Policy, W>() || tokens_per_group <= 1) return 0u;
-  const unsigned prefilter =
-      HasBias && kTsBiasPrefilter ? (kWarpBlock / 32) * ts_prefilter_scratch_bytes(V) + W * V * sizeof(float) : 0u;
+  const unsigned prefilter = HasBias && kTsBiasPrefilter ? (kWarpBlock / 32) * ts_prefilter_scratch_bytes(V) +
+                                                              kWarpBlock * sizeof(float) + W * V * sizeof(float)
+                                                        : 0u;
   return kWarpBlock * sizeof(Key) + prefilter;
 }
 
@@ -355,6 +356,8 @@ __global__ void __launch_bounds__(kWarpBlock, (ts_warp_min_blocks<Dtype, W, V, H
   // shared memory (slot = thread; ts_warp_shared_bytes), written by the rounds; other launches
   // have none (a small batch's launch stays free of it) and keep the winner in `mine`.
   constexpr bool kWonInShared = ts_warp_won_in_shared<Policy, W>();
+  // Launches whose winners' weights come from shared memory (only when G > 1, as `won`).
+  constexpr bool kPrefilterWeights = HasBias && kTsBiasPrefilter && kWonInShared;
   Key* const won = reinterpret_cast<Key*>(ts_warp_shared) + (threadIdx.x - lane);
   // With a bias, the prefilter's candidate scratch of this warp and the block's copy of the
   // bias (ts_warp_shared_bytes): the per-token bias reads then never miss (streamed logits
@@ -364,8 +367,13 @@ __global__ void __launch_bounds__(kWarpBlock, (ts_warp_min_blocks<Dtype, W, V, H
   constexpr int kIndexRegions = ts_prefilter_pairs(V) ? 2 : 1;
   [[maybe_unused]] uint32_t* const cand_index =
       reinterpret_cast<uint32_t*>(ts_warp_shared + 2 * kWarpBlock) + warp_in_block * 32 * kIndexRegions;
+  // The winners' weights (slot = thread, as `won`): the prefilter computes each winner's exact
+  // sigmoid anyway, so the epilogue takes it from here instead of loading the logit again.
+  [[maybe_unused]] float* const won_weight =
+      reinterpret_cast<float*>(ts_warp_shared + 2 * kWarpBlock + kWarpBlock * kIndexRegions / 2) +
+      (threadIdx.x - lane);
   [[maybe_unused]] float* const shared_bias =
-      reinterpret_cast<float*>(ts_warp_shared + 2 * kWarpBlock + kWarpBlock * kIndexRegions / 2);
+      reinterpret_cast<float*>(ts_warp_shared + 2 * kWarpBlock + kWarpBlock * kIndexRegions / 2 + kWarpBlock / 2);
   if constexpr (HasBias && kTsBiasPrefilter && kWonInShared) {
     if (G > 1) {  // uniform: the launch allocated the copy
       for (int e = static_cast<int>(threadIdx.x); e < W * V; e += kWarpBlock)
@@ -383,6 +391,13 @@ __global__ void __launch_bounds__(kWarpBlock, (ts_warp_min_blocks<Dtype, W, V, H
     [[maybe_unused]] uint32_t pending = 0;
     [[maybe_unused]] const auto pending_row = [&](uint32_t p) {
       return static_cast<const Raw*>(a.logits) + (first + static_cast<int64_t>(p >> 8)) * a.row_stride;
+    };
+    // The full path's winner into this lane's shared slot; with the prefilter's launches its
+    // weight is marked missing (-1: weights are never negative), and the epilogue loads the
+    // logit for it (computing it here kept more registers live: fp16 spilled at V = 8).
+    const auto keep_winner = [&]() {
+      won[lane] = mine;
+      if constexpr (kPrefilterWeights) won_weight[lane] = -1.0f;
     };
     for (int g = 0; g < G; ++g) {
       const int64_t token = first + g;
@@ -454,15 +469,16 @@ __global__ void __launch_bounds__(kWarpBlock, (ts_warp_min_blocks<Dtype, W, V, H
           if (k <= 8 && G > 1) {  // uniform
             const uint32_t region = pending != 0u ? ((pending >> 5) & 1u) ^ 1u : 0u;
             const uint32_t n =
-                ts_prefilter_candidates<Dtype>(group, raw, base, limit, shared_bias, k, lane, cand_index + 32 * region);
+                ts_prefilter_candidates<Dtype>(group, raw, base, limit, shared_bias, k, cand_index + 32 * region);
             constexpr bool kPairTokens = ts_prefilter_pairs(V);
             if (kPairTokens && n <= 16u && pending != 0u) {  // finish with the waiting token, a half-warp each
               const bool upper = lane >= 16;
               const int pending_slot = static_cast<int>(pending >> 8) * kp;
+              const int rank_slot = upper ? slot : pending_slot;
               ts_prefilter_rank<Dtype>(upper ? row : pending_row(pending),
                                        cand_index + 32 * (upper ? region : region ^ 1u), upper ? n : pending & 31u,
                                        static_cast<uint32_t>(lane & 15), shared_bias, k, cand_key + (lane & 16),
-                                       won + (upper ? slot : pending_slot));
+                                       won + rank_slot, won_weight + rank_slot);
               pending = 0;
               continue;
             }
@@ -472,7 +488,7 @@ __global__ void __launch_bounds__(kWarpBlock, (ts_warp_min_blocks<Dtype, W, V, H
             }
             if (n <= 32u) {  // the whole warp for this token
               ts_prefilter_rank<Dtype>(row, cand_index + 32 * region, n, static_cast<uint32_t>(lane), shared_bias, k,
-                                       cand_key, won + slot);
+                                       cand_key, won + slot, won_weight + slot);
               continue;
             }
           }
@@ -572,32 +588,38 @@ __global__ void __launch_bounds__(kWarpBlock, (ts_warp_min_blocks<Dtype, W, V, H
           for (int j = 0; j < 8; ++j) top[j] = j < V ? keys[j] : Key(0);
           ts_select_small_k<Policy, W>(group, top, G, k, lane, slot, rel, mine);
         }
-        if (kWonInShared && G > 1 && static_cast<unsigned>(rel) < static_cast<unsigned>(k)) won[lane] = mine;
+        if (kWonInShared && G > 1 && static_cast<unsigned>(rel) < static_cast<unsigned>(k)) keep_winner();
         continue;
       }
       if constexpr ((V & (V - 1)) == 0) {  // k > 8: every key sorted (V = 12 runs only with k <= 8)
         ts_sort_desc<V>(keys);
         ts_rounds(group, keys, k, lane, slot, mine);
       }
-      if (kWonInShared && G > 1 && static_cast<unsigned>(rel) < static_cast<unsigned>(k)) won[lane] = mine;
+      if (kWonInShared && G > 1 && static_cast<unsigned>(rel) < static_cast<unsigned>(k)) keep_winner();
     }
     if constexpr (HasBias && kTsBiasPrefilter && ts_prefilter_pairs(V)) {
       if (pending != 0u)  // uniform: a token still waiting for a partner finishes alone
         ts_prefilter_rank<Dtype>(pending_row(pending), cand_index + 32 * ((pending >> 5) & 1u), pending & 31u,
                                  static_cast<uint32_t>(lane), shared_bias, k, cand_key,
-                                 won + static_cast<int>(pending >> 8) * kp);
+                                 won + static_cast<int>(pending >> 8) * kp, won_weight + static_cast<int>(pending >> 8) * kp);
     }
     // With G > 1 (the fast path's batches) winners are in shared memory; small batches never
     // take the fast path and keep theirs in `mine` (no store / sync / load on their latency).
+    [[maybe_unused]] float won_w = -1.0f;
     if (kWonInShared && G > 1) {
       TS_WAVE_SYNC();  // the winners stored by other lanes are visible
       mine = won[lane];
+      if constexpr (kPrefilterWeights) {
+        // Only slots that hold a winner were written (rank < k, token in the batch).
+        if ((lane & (kp - 1)) < k && first + (lane >> kp_shift) < a.tokens) won_w = won_weight[lane];
+      }
       TS_WAVE_SYNC();  // and read by every lane before the next pass stores again
     }
 
     // Shared epilogue: lane g*kp + r < k holds rank r of token first + g. Without bias its
     // weight is the sigmoid of the value inside the key; with bias the key holds score + bias,
-    // so that one logit is read again (just loaded: a cache hit). The rank-order sum is read
+    // so the weight is the one stored with the winner (prefilter launches) or that one logit
+    // is read again (just loaded: a cache hit). The rank-order sum is read
     // lane by lane within the token's segment so every backend adds in the same order.
     const int rank = lane & (kp - 1);
     const int64_t token = first + (lane >> kp_shift);
@@ -605,7 +627,9 @@ __global__ void __launch_bounds__(kWarpBlock, (ts_warp_min_blocks<Dtype, W, V, H
     const uint32_t index = ts_key_index(static_cast<uint32_t>(mine));
     float w = 0.0f;
     if (holds) {
-      if (HasBias) {
+      if (kPrefilterWeights && G > 1 && won_w >= 0.0f) {
+        w = won_w;
+      } else if (HasBias) {
         const Raw* row = static_cast<const Raw*>(a.logits) + token * a.row_stride;
         w = ts_weight_of_logit(ts_input<Dtype>::to_float(row[index]));
       } else {
