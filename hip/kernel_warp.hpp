@@ -598,11 +598,17 @@ __global__ void __launch_bounds__(kWarpBlock, (ts_warp_min_blocks<Dtype, W, V, H
       if (kWonInShared && G > 1 && static_cast<unsigned>(rel) < static_cast<unsigned>(k)) keep_winner();
     }
     if constexpr (HasBias && kTsBiasPrefilter && ts_prefilter_pairs(V)) {
-      if (pending != 0u)  // uniform: a token still waiting for a partner finishes alone
+      if (pending != 0u) {  // uniform: a token still waiting for a partner finishes alone
+        const int pending_slot = static_cast<int>(pending >> 8) * kp;
         ts_prefilter_rank<Dtype>(pending_row(pending), cand_index + 32 * ((pending >> 5) & 1u), pending & 31u,
-                                 static_cast<uint32_t>(lane), shared_bias, k, cand_key,
-                                 won + static_cast<int>(pending >> 8) * kp, won_weight + static_cast<int>(pending >> 8) * kp);
+                                 static_cast<uint32_t>(lane), shared_bias, k, cand_key, won + pending_slot,
+                                 won_weight + pending_slot);
+      }
     }
+    // Lane g*kp + r < k of the epilogue holds rank r of token first + g.
+    const int rank = lane & (kp - 1);
+    const int64_t token = first + (lane >> kp_shift);
+    const bool holds = rank < k && token < a.tokens;
     // With G > 1 (the fast path's batches) winners are in shared memory; small batches never
     // take the fast path and keep theirs in `mine` (no store / sync / load on their latency).
     [[maybe_unused]] float won_w = -1.0f;
@@ -610,20 +616,16 @@ __global__ void __launch_bounds__(kWarpBlock, (ts_warp_min_blocks<Dtype, W, V, H
       TS_WAVE_SYNC();  // the winners stored by other lanes are visible
       mine = won[lane];
       if constexpr (kPrefilterWeights) {
-        // Only slots that hold a winner were written (rank < k, token in the batch).
-        if ((lane & (kp - 1)) < k && first + (lane >> kp_shift) < a.tokens) won_w = won_weight[lane];
+        if (holds) won_w = won_weight[lane];  // only slots that hold a winner were written
       }
       TS_WAVE_SYNC();  // and read by every lane before the next pass stores again
     }
 
-    // Shared epilogue: lane g*kp + r < k holds rank r of token first + g. Without bias its
+    // Shared epilogue: lane g*kp + r < k holds rank r of token first + g (above). Without bias its
     // weight is the sigmoid of the value inside the key; with bias the key holds score + bias,
     // so the weight is the one stored with the winner (prefilter launches) or that one logit
     // is read again (just loaded: a cache hit). The rank-order sum is read
     // lane by lane within the token's segment so every backend adds in the same order.
-    const int rank = lane & (kp - 1);
-    const int64_t token = first + (lane >> kp_shift);
-    const bool holds = rank < k && token < a.tokens;
     const uint32_t index = ts_key_index(static_cast<uint32_t>(mine));
     float w = 0.0f;
     if (holds) {
