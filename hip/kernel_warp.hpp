@@ -331,7 +331,9 @@ __global__ void __launch_bounds__(kWarpBlock, (ts_warp_min_blocks<Dtype, W, V, H
   using Raw = typename ts_input<Dtype>::Raw;
   using K = ts_keys<Dtype, HasBias>;
   using Key = typename K::Key;
-  constexpr int kGroups = kWarpBlock / W;
+  // Groups per block: kWarpBlock / W for the large batches (the shared layout below assumes
+  // kWarpBlock threads), fewer for small batches, whose launches spread over more SMs.
+  const int groups_per_block = static_cast<int>(blockDim.x) / W;
   // Loads: 16-byte vectors, or 8-byte ones for lane slices that are not whole 16-byte vectors
   // (16-bit logits, V = 4 or 12: the whole-warp shapes for E <= 128 and E <= 384).
   constexpr int kVectorBytes = (V * sizeof(Raw)) % 16 == 0 ? 16 : 8;
@@ -381,8 +383,8 @@ __global__ void __launch_bounds__(kWarpBlock, (ts_warp_min_blocks<Dtype, W, V, H
       __syncthreads();
     }
   }
-  for (int64_t first = (static_cast<int64_t>(blockIdx.x) * kGroups + threadIdx.x / W) * G; first < a.tokens;
-       first += static_cast<int64_t>(gridDim.x) * kGroups * G) {
+  for (int64_t first = (static_cast<int64_t>(blockIdx.x) * groups_per_block + threadIdx.x / W) * G; first < a.tokens;
+       first += static_cast<int64_t>(gridDim.x) * groups_per_block * G) {
     Key mine = 0;
     // Bias prefilter: a token with at most 16 candidates waits (its indices in one of the two
     // index regions) for the next such token, and the two finish together, a half-warp each.
