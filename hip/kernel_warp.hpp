@@ -117,15 +117,26 @@ __device__ __forceinline__ void ts_best8_desc(const Key (&c)[V], Key (&top)[8]) 
 // owns each winner; it pops its head (a predicated shift, no branch). Lane slot + r keeps round
 // r's winner.
 template <int L, class Group, class Key>
-__device__ __forceinline__ void ts_rounds(const Group& group, Key (&list)[L], int k, int lane, int slot, Key& mine) {
-  for (int r = 0; r < k; ++r) {
-    const Key winner = group.max(list[0]);
-    if (lane == slot + r) mine = winner;
-    const bool pop = list[0] == winner;
+__device__ __forceinline__ void ts_round(const Group& group, Key (&list)[L], int r, int lane, int slot, Key& mine) {
+  const Key winner = group.max(list[0]);
+  if (lane == slot + r) mine = winner;
+  const bool pop = list[0] == winner;
 #pragma unroll
-    for (int j = 0; j < L - 1; ++j) list[j] = pop ? list[j + 1] : list[j];
-    list[L - 1] = pop ? Key(0) : list[L - 1];
+  for (int j = 0; j < L - 1; ++j) list[j] = pop ? list[j + 1] : list[j];
+  list[L - 1] = pop ? Key(0) : list[L - 1];
+}
+// With `unrolled` (small batches) k = 8, the common router setting, gets its rounds unrolled:
+// a small batch waits on this chain, and the loop's compare and branch sat between one round's
+// pop and the next max.
+template <int L, class Group, class Key>
+__device__ __forceinline__ void ts_rounds(const Group& group, Key (&list)[L], int k, int lane, int slot, Key& mine,
+                                          bool unrolled) {
+  if (unrolled && k == 8) {
+#pragma unroll
+    for (int r = 0; r < 8; ++r) ts_round(group, list, r, lane, slot, mine);
+    return;
   }
+  for (int r = 0; r < k; ++r) ts_round(group, list, r, lane, slot, mine);
 }
 
 // Per 16-bit half of x: 0xffff where its sign bit is set.
@@ -267,7 +278,7 @@ __device__ __forceinline__ void ts_keep_rank(const Key (&list)[L], int rel, int 
 // and there the merge is shorter than k butterfly-max rounds (H200, T=1, k=8: E=8 1.97 ->
 // 1.69 us, E=64 1.95 -> 1.66 us). Whole warps keep the rounds: one redux.sync per round is as
 // fast as five merge steps, and several tokens per group favour the rounds' fewer instructions.
-template <class Policy, int W, class Group, class Key>
+template <class Policy, int W, bool UnrollRounds, class Group, class Key>
 __device__ __forceinline__ void ts_select_small_k(const Group& group, Key (&top)[8], int G, int k, int lane, int slot,
                                                   int rel, Key& mine) {
   if constexpr (Policy::kXorRead) {
@@ -283,7 +294,7 @@ __device__ __forceinline__ void ts_select_small_k(const Group& group, Key (&top)
       return;
     }
   }
-  ts_rounds(group, top, k, lane, slot, mine);
+  ts_rounds(group, top, k, lane, slot, mine, UnrollRounds && G == 1);
 }
 
 extern __shared__ uint64_t ts_warp_shared[];
@@ -339,6 +350,11 @@ __global__ void __launch_bounds__(kWarpBlock, (ts_warp_min_blocks<Dtype, W, V, H
   constexpr int kVectorBytes = (V * sizeof(Raw)) % 16 == 0 ? 16 : 8;
   constexpr int kPerVector = kVectorBytes / static_cast<int>(sizeof(Raw));
   constexpr bool kPairs = sizeof(Raw) == 2 && !HasBias;  // 16-bit keys built two at a time
+  // Small batches of whole-warp groups unroll the k = 8 rounds (ts_rounds; H200, graph
+  // replay, bf16 k=8: E256-512 0.06 us faster at T = 1..256), except in the bias kernels held
+  // to several blocks per SM, where the fp16 ones then spilled. Narrower groups merge by
+  // butterfly at k = 8 and measured 0.02 us slower with the unrolled code merely present.
+  constexpr bool kUnrollRounds = W == 32 && !(HasBias && ts_warp_min_blocks<Dtype, W, V, HasBias>() > 1);
   static_assert(V % kPerVector == 0, "a lane's slice is whole 8- or 16-byte vectors");
   static_assert(W <= TS_WAVE_SIZE_MAX, "a group fits in one wavefront");
 
@@ -573,29 +589,29 @@ __global__ void __launch_bounds__(kWarpBlock, (ts_warp_min_blocks<Dtype, W, V, H
         if constexpr (V > 8 && V % 8 == 0) {
           Key top[8];
           ts_best8_desc(keys, top);
-          ts_select_small_k<Policy, W>(group, top, G, k, lane, slot, rel, mine);
+          ts_select_small_k<Policy, W, kUnrollRounds>(group, top, G, k, lane, slot, rel, mine);
         } else if constexpr (V > 8) {  // V = 12: padded to 16 with empty keys
           Key padded[16], top[8];
 #pragma unroll
           for (int j = 0; j < 16; ++j) padded[j] = j < V ? keys[j] : Key(0);
           ts_best8_desc(padded, top);
-          ts_select_small_k<Policy, W>(group, top, G, k, lane, slot, rel, mine);
+          ts_select_small_k<Policy, W, kUnrollRounds>(group, top, G, k, lane, slot, rel, mine);
         } else if constexpr (V == 8) {
           ts_sort_desc<V>(keys);
-          ts_select_small_k<Policy, W>(group, keys, G, k, lane, slot, rel, mine);
+          ts_select_small_k<Policy, W, kUnrollRounds>(group, keys, G, k, lane, slot, rel, mine);
         } else {  // V = 4
           ts_sort_desc<V>(keys);
           Key top[8];
 #pragma unroll
           for (int j = 0; j < 8; ++j) top[j] = j < V ? keys[j] : Key(0);
-          ts_select_small_k<Policy, W>(group, top, G, k, lane, slot, rel, mine);
+          ts_select_small_k<Policy, W, kUnrollRounds>(group, top, G, k, lane, slot, rel, mine);
         }
         if (kWonInShared && G > 1 && static_cast<unsigned>(rel) < static_cast<unsigned>(k)) keep_winner();
         continue;
       }
       if constexpr ((V & (V - 1)) == 0) {  // k > 8: every key sorted (V = 12 runs only with k <= 8)
         ts_sort_desc<V>(keys);
-        ts_rounds(group, keys, k, lane, slot, mine);
+        ts_rounds(group, keys, k, lane, slot, mine, false);
       }
       if (kWonInShared && G > 1 && static_cast<unsigned>(rel) < static_cast<unsigned>(k)) keep_winner();
     }
