@@ -196,12 +196,19 @@ unsigned grid_for(int64_t work_items, int64_t per_block) {
   return static_cast<unsigned>(blocks < 0x7fffffff ? blocks : 0x7fffffff);
 }
 
-// Several tokens per group share one epilogue (fewer instructions per token), but only while
-// enough groups remain to fill the device: small batches keep one token per group for latency.
+// Several tokens per group share one epilogue (fewer instructions per token) and take the
+// large-batch paths (the verified fast path; with a bias, the prefilter), but only while enough
+// groups remain to keep the device busy: small batches keep one token per group for latency.
+// "Enough" is 32 groups per SM without bias and 16 with (64 for both before): the prefilter
+// saves far more than the halved warps cost. H200, graph replay, bf16 k=8, rotating inputs,
+// interleaved: with bias E256 T=8192 14.8 -> 8.2 us, T=16384 26.5 -> 12.1, E512 T=16384
+// 46.8 -> 18.5; without bias T=16384 E384 14.6 -> 10.7, E512 13.7 -> 12.7, E256 10.0 -> 9.3,
+// E128 7.3 -> 7.8 (its G = 1 shape is the better one there); T=8192 without bias measured
+// best at G = 1 (E128 4.5 vs 5.1 us at 16 groups per SM), and stays there.
 template <class Policy, int W>
 int tokens_per_group(const ts_kernel_args& k, int multiprocessors) {
   const int most = ts_tokens_per_group(W, k.k, Policy::kSubgroupRead);
-  const int64_t groups_to_fill = static_cast<int64_t>(multiprocessors) * 64;
+  const int64_t groups_to_fill = static_cast<int64_t>(multiprocessors) * (k.bias != nullptr ? 16 : 32);
   int g = 1;
   while (g < most && k.tokens / (2 * g) >= groups_to_fill) g *= 2;
   return g;
