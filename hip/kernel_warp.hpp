@@ -331,6 +331,9 @@ __host__ __device__ constexpr int ts_warp_min_blocks() {
 #if !defined(TS_PLATFORM_CUDA)
   return 1;  // measured on NVIDIA only (on AMD the bound would set waves per EU)
 #endif
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
+  return 1;  // measured on sm_90 only; on sm_80 the bf16 bias kernel at V = 12 spilled under it
+#endif
   if (W != 32 || Dtype == TS_DTYPE_F32) return 1;  // fp32 logits: 64-bit keys, more registers
   if (HasBias) return !kTsBiasPrefilter ? 1 : V <= 12 ? 5 : V == 16 ? 4 : 1;
   return V == 16 ? 5 : V == 12 ? 6 : 1;
