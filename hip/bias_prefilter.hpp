@@ -185,9 +185,9 @@ __device__ __forceinline__ void ts_prefilter_rank(const Raw* row, const uint32_t
   if (holds) {
     const uint32_t e = cand_index[p];
     const float x = ts_input<Dtype>::to_float(row[e]);
-    const float score = ts_sigmoid(x);  // as ts_biased_value and ts_weight_of_logit compute it
-    key = ts_key64(ts_ord32(TS_ADD(score, bias[e])), e);
-    weight = ts_isnan(x) ? 0.0f : score;  // ts_weight_of_logit(x)
+    const float score = ts_sigmoid(x);  // once, for both the ranking value and the weight
+    key = ts_key64(ts_ord32(ts_biased_value_of_score(score, bias[e])), e);
+    weight = ts_weight_of_score(x, score);
     cand_key[p] = key;
   }
   __syncwarp();

@@ -323,9 +323,9 @@ inline unsigned ts_warp_shared_bytes(int tokens_per_group) {
 // leaves 4 blocks (32 warps) per SM; 5 hide more of each token's load latency (H100, T=65536
 // k=8 bf16: E256 42.6 -> 40.2 us, E384 48.3 -> 46.0); V = 16 would spill at 5 (E512 55.9 ->
 // 58.6) and is held at 4, the 64 registers it takes alone (with token pairs it took 67 and ran
-// 3 blocks: 55.4 -> 59.6 us, so V = 16 does not pair); V = 4 gains nothing. Without bias, V = 12 fits 6 blocks and V = 16 fits 5 without
-// spilling (H200: E384 32.5 -> 31.6 us, E512 unchanged). 16-bit logits only; every kernel
-// is checked for spills with ptxas -v.
+// 3 blocks: 55.4 -> 59.6 us, so V = 16 does not pair); V = 4 gains nothing. Without bias,
+// V = 12 fits 6 blocks and V = 16 fits 5 without spilling (H200: E384 32.5 -> 31.6 us, E512
+// unchanged). 16-bit logits only; every kernel is checked for spills with ptxas -v.
 template <int Dtype, int W, int V, bool HasBias>
 __host__ __device__ constexpr int ts_warp_min_blocks() {
 #if !defined(TS_PLATFORM_CUDA)

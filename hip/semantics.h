@@ -85,11 +85,15 @@ TS_HD float ts_sigmoid(float x) {
   return TS_DIV(x >= 0.0f ? 1.0f : e, d);  // one division, whichever numerator
 }
 
-// The routed weight of a chosen expert: its score, 0 for a NaN logit.
+// The routed weight of a chosen expert: its score, 0 for a NaN logit. The _of_score forms take
+// score = ts_sigmoid(x) already computed, for callers that need both the weight and the
+// ranking value of one logit (the bias prefilter) and compute the sigmoid once.
+TS_HD float ts_weight_of_score(float x, float score) { return ts_isnan(x) ? 0.0f : score; }
 TS_HD float ts_weight_of_logit(float x) { return ts_isnan(x) ? 0.0f : ts_sigmoid(x); }
 
 // The ranking value with a correction bias: score + bias in fp32 (NaN logit -> NaN).
-TS_HD float ts_biased_value(float x, float bias) { return TS_ADD(ts_sigmoid(x), bias); }
+TS_HD float ts_biased_value_of_score(float score, float bias) { return TS_ADD(score, bias); }
+TS_HD float ts_biased_value(float x, float bias) { return ts_biased_value_of_score(ts_sigmoid(x), bias); }
 
 // Final weight: w / sum (rank-order sum, only when renormalizing and sum != 0), then * scale.
 TS_HD float ts_final_weight(float w, float sum, bool renormalize, float scale) {
