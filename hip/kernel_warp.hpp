@@ -325,7 +325,11 @@ inline unsigned ts_warp_shared_bytes(int tokens_per_group) {
 // 58.6) and is held at 4, the 64 registers it takes alone (with token pairs it took 67 and ran
 // 3 blocks: 55.4 -> 59.6 us, so V = 16 does not pair); V = 4 gains nothing. Without bias,
 // V = 12 fits 6 blocks and V = 16 fits 5 without spilling (H200: E384 32.5 -> 31.6 us, E512
-// unchanged). 16-bit logits only; every kernel is checked for spills with ptxas -v.
+// unchanged), and V = 4 and 8 fit 8, the whole SM, in 32 registers: the E=128 kernel was
+// latency-bound at 6 (Nsight Compute, H200, T=65536: issue slots 63% busy, ALU pipe 55%;
+// graph replay, interleaved: T=65536 E128 20.2 -> 19.8 us, E256 25.5 -> 24.6; T=16384 E256
+// 9.4 -> 8.9; batches of T <= 256 within 0.01 us). 16-bit logits only; every kernel is checked
+// for spills with ptxas -v.
 template <int Dtype, int W, int V, bool HasBias>
 __host__ __device__ constexpr int ts_warp_min_blocks() {
 #if !defined(TS_PLATFORM_CUDA)
@@ -336,7 +340,7 @@ __host__ __device__ constexpr int ts_warp_min_blocks() {
 #endif
   if (W != 32 || Dtype == TS_DTYPE_F32) return 1;  // fp32 logits: 64-bit keys, more registers
   if (HasBias) return !kTsBiasPrefilter ? 1 : V <= 12 ? 5 : V == 16 ? 4 : 1;
-  return V == 16 ? 5 : V == 12 ? 6 : 1;
+  return V == 16 ? 5 : V == 12 ? 6 : V <= 8 ? 8 : 1;
 }
 
 template <class Policy, int Dtype, int W, int V, bool HasBias>
