@@ -205,12 +205,25 @@ unsigned grid_for(int64_t work_items, int64_t per_block) {
 // 46.8 -> 18.5; without bias T=16384 E384 14.6 -> 10.7, E512 13.7 -> 12.7, E256 10.0 -> 9.3,
 // E128 7.3 -> 7.8 (its G = 1 shape is the better one there); T=8192 without bias measured
 // best at G = 1 (E128 4.5 vs 5.1 us at 16 groups per SM), and stays there.
-template <class Policy, int W>
+// With a bias the first step of whole-warp groups, to two tokens per group, needs only 4 groups
+// per SM: it turns the prefilter on, and that pays even on a half-empty device (H200, same
+// setup: T=4096 E128 6.7 -> 5.1 us, E256 8.8 -> 6.4, E384 14.9 -> 8.0, E512 14.6 -> 9.4;
+// T=2048 E384 9.0 -> 6.9, E512 9.4 -> 7.6; fp16 T=4096 E256 9.9 -> 8.1). Four tokens per
+// group at 4-15 groups per SM measured slower than two (T=8192 E256 8.1 -> 10.0 us), T=1024
+// stays at one (E256 4.7 -> 5.2 us at two), and fp32 logits take the step at 8 groups per SM
+// (E256 T=4096 8.7 -> 6.7 us; at T=2048, 4 per SM, 5.8 -> 6.1).
+template <class Policy, int Dtype, int W>
 int tokens_per_group(const ts_kernel_args& k, int multiprocessors) {
   const int most = ts_tokens_per_group(W, k.k, Policy::kSubgroupRead);
-  const int64_t groups_to_fill = static_cast<int64_t>(multiprocessors) * (k.bias != nullptr ? 16 : 32);
   int g = 1;
-  while (g < most && k.tokens / (2 * g) >= groups_to_fill) g *= 2;
+  while (g < most) {
+    const bool prefilter_step =
+        k.bias != nullptr && g == 1 && k.k <= 8 && kTsBiasPrefilter && ts_warp_won_in_shared<Policy, W>();
+    const int prefilter_per_sm = Dtype == TS_DTYPE_F32 ? 8 : 4;
+    const int per_sm = k.bias == nullptr ? 32 : prefilter_step ? prefilter_per_sm : 16;  // groups per SM after it
+    if (k.tokens / (2 * g) < static_cast<int64_t>(multiprocessors) * per_sm) break;
+    g *= 2;
+  }
   return g;
 }
 
@@ -230,7 +243,7 @@ inline int warp_block_threads(int64_t tokens, int w, int tokens_per_group, int m
 
 template <class Policy, int Dtype, bool HasBias, int W, int V>
 void launch_warp_shape(ts_kernel_args k, hipStream_t stream, int multiprocessors) {
-  k.tokens_per_group = tokens_per_group<Policy, W>(k, multiprocessors);
+  k.tokens_per_group = tokens_per_group<Policy, Dtype, W>(k, multiprocessors);
   const int threads = warp_block_threads(k.tokens, W, k.tokens_per_group, multiprocessors);
   const int64_t per_block = static_cast<int64_t>(threads / W) * k.tokens_per_group;
   const unsigned shared = ts_warp_shared_bytes<Policy, Dtype, W, V, HasBias>(k.tokens_per_group);
@@ -242,7 +255,7 @@ bool launch_warp(const ts_kernel_args& k, ts_warp_shape s, hipStream_t stream, i
   // Large batches with k <= 8 take the verified fast path, which needs whole-warp groups: E <=
   // 128 goes from 16 lanes x 8 logits to 32 x 4, and 256 < E <= 384 from 32 x 16 (a quarter of
   // the lanes idle) to 32 x 12. Both need the 8-byte-aligned rows that vector_loads promises.
-  if (Policy::kGroupSum && k.k <= 8 && k.vector_loads && tokens_per_group<Policy, 32>(k, sms) > 1) {
+  if (Policy::kGroupSum && k.k <= 8 && k.vector_loads && tokens_per_group<Policy, Dtype, 32>(k, sms) > 1) {
     if (s.w == 16 && s.v == 8 && k.experts > 64) {
       launch_warp_shape<Policy, Dtype, HasBias, 32, 4>(k, stream, sms);
       return true;
