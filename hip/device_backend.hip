@@ -252,11 +252,16 @@ void launch_warp_shape(ts_kernel_args k, hipStream_t stream, int multiprocessors
 
 template <class Policy, int Dtype, bool HasBias>
 bool launch_warp(const ts_kernel_args& k, ts_warp_shape s, hipStream_t stream, int sms) {
-  // Large batches with k <= 8 take the verified fast path, which needs whole-warp groups: E <=
-  // 128 goes from 16 lanes x 8 logits to 32 x 4, and 256 < E <= 384 from 32 x 16 (a quarter of
-  // the lanes idle) to 32 x 12. Both need the 8-byte-aligned rows that vector_loads promises.
-  if (Policy::kGroupSum && k.k <= 8 && k.vector_loads && tokens_per_group<Policy, Dtype, 32>(k, sms) > 1) {
-    if (s.w == 16 && s.v == 8 && k.experts > 64) {
+  // Whole-warp shapes for k <= 8, on rows 8-byte aligned (as vector_loads promises):
+  //  - 256 < E <= 384 runs as 32 lanes x 12 logits instead of 32 x 16 (a quarter of the lanes
+  //    idle) at every batch size: large batches take the verified fast path on it, the others
+  //    sort 12-key lists instead of 16 (H200, graph replay, bf16, E=384, interleaved: k=8 T=1
+  //    1.90 -> 1.80 us, T=256 2.47 -> 2.37; T=4096 5.16 -> 4.50, T=8192 8.10 -> 6.70; fp32
+  //    T=4096 9.79 -> 7.65);
+  //  - E <= 128 goes from 16 lanes x 8 logits to 32 x 4 for large batches, whose verified fast
+  //    path needs whole-warp groups; small batches keep the 16-lane groups.
+  if (Policy::kGroupSum && k.k <= 8 && k.vector_loads) {
+    if (s.w == 16 && s.v == 8 && k.experts > 64 && tokens_per_group<Policy, Dtype, 32>(k, sms) > 1) {
       launch_warp_shape<Policy, Dtype, HasBias, 32, 4>(k, stream, sms);
       return true;
     }
