@@ -258,10 +258,16 @@ bool launch_warp(const ts_kernel_args& k, ts_warp_shape s, hipStream_t stream, i
   //    sort 12-key lists instead of 16 (H200, graph replay, bf16, E=384, interleaved: k=8 T=1
   //    1.90 -> 1.80 us, T=256 2.47 -> 2.37; T=4096 5.16 -> 4.50, T=8192 8.10 -> 6.70; fp32
   //    T=4096 9.79 -> 7.65);
-  //  - E <= 128 goes from 16 lanes x 8 logits to 32 x 4 for large batches, whose verified fast
-  //    path needs whole-warp groups; small batches keep the 16-lane groups.
+  //  - 64 < E <= 128 goes from 16 lanes x 8 logits to 32 x 4 for large batches, whose verified
+  //    fast path needs whole-warp groups, and for every batch with a bias or fp32 logits, where
+  //    each lane's exact sigmoids or 64-bit keys are the chain (E=128, k=8, interleaved: bias
+  //    T=1 3.27 -> 2.67 us, T=256 4.36 -> 3.27, T=1024 4.55 -> 3.56; fp32 T=1 2.40 -> 2.10,
+  //    T=4096 5.55 -> 4.35). 16-bit logits without bias keep the 16-lane groups below that:
+  //    32 x 4 was 0.1-0.55 us slower at T = 1024-8192 there, and mixed at T <= 256.
   if (Policy::kGroupSum && k.k <= 8 && k.vector_loads) {
-    if (s.w == 16 && s.v == 8 && k.experts > 64 && tokens_per_group<Policy, Dtype, 32>(k, sms) > 1) {
+    const bool whole_warp_v4 =
+        HasBias || Dtype == TS_DTYPE_F32 || tokens_per_group<Policy, Dtype, 32>(k, sms) > 1;
+    if (s.w == 16 && s.v == 8 && k.experts > 64 && whole_warp_v4) {
       launch_warp_shape<Policy, Dtype, HasBias, 32, 4>(k, stream, sms);
       return true;
     }
