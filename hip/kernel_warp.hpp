@@ -304,17 +304,19 @@ __host__ __device__ constexpr bool ts_warp_won_in_shared() {
   return Policy::kGroupSum && W == 32;
 }
 
-// Dynamic shared memory a ts_warp_kernel launch needs: a winner slot per thread when the fast
-// path can run (whole-warp groups, several tokens per group), and with a bias the prefilter's
-// candidate scratch per warp, the winners' weights (a float per thread) and the block's copy
-// of the bias (W * V floats, zero past E) after them (bias_prefilter.hpp); else none.
+// Dynamic shared memory a ts_warp_kernel launch needs: for whole-warp groups, a winner slot
+// per thread when the fast path can run (several tokens per group) or the bias prefilter can
+// (any batch), and with a bias the prefilter's candidate scratch per warp, the winners' weights
+// (a float per thread) and the block's copy of the bias (W * V floats, zero past E) after them
+// (bias_prefilter.hpp); else none. Sized for kWarpBlock threads, so smaller blocks fit too.
 template <class Policy, int Dtype, int W, int V, bool HasBias>
 inline unsigned ts_warp_shared_bytes(int tokens_per_group) {
   using Key = typename ts_keys<Dtype, HasBias>::Key;
-  if (!ts_warp_won_in_shared<Policy, W>() || tokens_per_group <= 1) return 0u;
-  const unsigned prefilter = HasBias && kTsBiasPrefilter ? (kWarpBlock / 32) * ts_prefilter_scratch_bytes(V) +
-                                                              kWarpBlock * sizeof(float) + W * V * sizeof(float)
-                                                        : 0u;
+  constexpr bool kPrefilter = HasBias && kTsBiasPrefilter;
+  if (!ts_warp_won_in_shared<Policy, W>() || (tokens_per_group <= 1 && !kPrefilter)) return 0u;
+  const unsigned prefilter =
+      kPrefilter ? (kWarpBlock / 32) * ts_prefilter_scratch_bytes(V) + kWarpBlock * sizeof(float) + W * V * sizeof(float)
+                 : 0u;
   return kWarpBlock * sizeof(Key) + prefilter;
 }
 
@@ -377,12 +379,20 @@ __global__ void __launch_bounds__(kWarpBlock, (ts_warp_min_blocks<Dtype, W, V, H
   const int kp = W >> g_shift;
   const int kp_shift = __ffs(kp) - 1;
 
-  // Whole-warp groups with the verified fast path (G > 1) keep each lane's winner in dynamic
-  // shared memory (slot = thread; ts_warp_shared_bytes), written by the rounds; other launches
-  // have none (a small batch's launch stays free of it) and keep the winner in `mine`.
+  // Whole-warp groups of the verified fast path (G > 1) or of the bias prefilter keep each
+  // lane's winner in dynamic shared memory (slot = thread; ts_warp_shared_bytes), written by the
+  // rounds; other launches have none (a small batch's launch stays free of it) and keep the
+  // winner in `mine`.
   constexpr bool kWonInShared = ts_warp_won_in_shared<Policy, W>();
-  // Launches whose winners' weights come from shared memory (only when G > 1, as `won`).
+  // Kernels whose winners' weights come from shared memory (when won_shared, as `won`).
   constexpr bool kPrefilterWeights = HasBias && kTsBiasPrefilter && kWonInShared;
+  // Winners in shared memory: groups of several tokens, and with a bias every batch, so that
+  // small ones take the prefilter too instead of each lane's V exact sigmoids (H200, graph
+  // replay, bf16 k=8, interleaved: E256 T=1 3.19 -> 3.09 us, T=256 4.33 -> 3.80; E384 T=1 3.89
+  // -> 3.25; E512 T=1 4.55 -> 2.89, T=256 6.48 -> 4.82). Except a single token of 32 x 4,
+  // where the lanes' four sigmoids are the shorter chain (E128 T=1 2.60 vs 2.80 us; T=64
+  // 3.21 -> 2.97).
+  const bool won_shared = kWonInShared && (G > 1 || (kPrefilterWeights && (V >= 8 || a.tokens > 1)));
   Key* const won = reinterpret_cast<Key*>(ts_warp_shared) + (threadIdx.x - lane);
   // With a bias, the prefilter's candidate scratch of this warp and the block's copy of the
   // bias (ts_warp_shared_bytes): the per-token bias reads then never miss (streamed logits
@@ -400,8 +410,8 @@ __global__ void __launch_bounds__(kWarpBlock, (ts_warp_min_blocks<Dtype, W, V, H
   [[maybe_unused]] float* const shared_bias =
       reinterpret_cast<float*>(ts_warp_shared + 2 * kWarpBlock + kWarpBlock * kIndexRegions / 2 + kWarpBlock / 2);
   if constexpr (HasBias && kTsBiasPrefilter && kWonInShared) {
-    if (G > 1) {  // uniform: the launch allocated the copy
-      for (int e = static_cast<int>(threadIdx.x); e < W * V; e += kWarpBlock)
+    if (won_shared) {  // uniform: the launch allocated the copy
+      for (int e = static_cast<int>(threadIdx.x); e < W * V; e += static_cast<int>(blockDim.x))
         shared_bias[e] = e < a.experts ? a.bias[e] : 0.0f;
       __syncthreads();
     }
@@ -485,13 +495,14 @@ __global__ void __launch_bounds__(kWarpBlock, (ts_warp_min_blocks<Dtype, W, V, H
       [[maybe_unused]] const int rel = lane - slot;  // rank this lane keeps for the current token, if 0 <= rel < k
       if constexpr (Policy::kGroupSum && W == 32) {
         // Only for whole warps (narrower groups fall back too often: few lanes, many winners per
-        // lane) and only when the batch fills the GPU several times over (G > 1): a fallback
-        // runs both paths, which costs latency that small batches feel (H200: E=64 k=8 T=256
-        // 2.55 -> 3.27 us with it on).
+        // lane). Without bias only when the batch fills the GPU several times over (G > 1): a
+        // fallback runs both paths, which costs latency that small batches feel (H200: E=64 k=8
+        // T=256 2.55 -> 3.27 us with it on).
         if constexpr (HasBias && kTsBiasPrefilter) {
           // With a bias: exact sigmoids only for the candidates a cheap score leaves
-          // (bias_prefilter.hpp); rows it does not cover take the full path below.
-          if (k <= 8 && G > 1) {  // uniform
+          // (bias_prefilter.hpp), at every batch size (won_shared); rows it does not cover take
+          // the full path below.
+          if (k <= 8 && won_shared) {  // uniform
             const uint32_t region = pending != 0u ? ((pending >> 5) & 1u) ^ 1u : 0u;
             const uint32_t n =
                 ts_prefilter_candidates<Dtype>(group, raw, base, limit, shared_bias, k, cand_index + 32 * region);
@@ -577,7 +588,7 @@ __global__ void __launch_bounds__(kWarpBlock, (ts_warp_min_blocks<Dtype, W, V, H
       }
       // The fast path stored this token's winners; order those stores before the full path
       // stores its own into the same slots.
-      if (kWonInShared && G > 1) TS_WAVE_SYNC();
+      if (won_shared) TS_WAVE_SYNC();
       if (!exact_keys_built) {
         if constexpr (kPairs) {
           uint32_t ords[V / 2];
@@ -613,14 +624,14 @@ __global__ void __launch_bounds__(kWarpBlock, (ts_warp_min_blocks<Dtype, W, V, H
           for (int j = 0; j < 8; ++j) top[j] = j < V ? keys[j] : Key(0);
           ts_select_small_k<Policy, W, kUnrollRounds>(group, top, G, k, lane, slot, rel, mine);
         }
-        if (kWonInShared && G > 1 && static_cast<unsigned>(rel) < static_cast<unsigned>(k)) keep_winner();
+        if (won_shared && static_cast<unsigned>(rel) < static_cast<unsigned>(k)) keep_winner();
         continue;
       }
       if constexpr ((V & (V - 1)) == 0) {  // k > 8: every key sorted (V = 12 runs only with k <= 8)
         ts_sort_desc<V>(keys);
         ts_rounds(group, keys, k, lane, slot, mine, false);
       }
-      if (kWonInShared && G > 1 && static_cast<unsigned>(rel) < static_cast<unsigned>(k)) keep_winner();
+      if (won_shared && static_cast<unsigned>(rel) < static_cast<unsigned>(k)) keep_winner();
     }
     if constexpr (HasBias && kTsBiasPrefilter && ts_prefilter_pairs(V)) {
       if (pending != 0u) {  // uniform: a token still waiting for a partner finishes alone
@@ -634,10 +645,10 @@ __global__ void __launch_bounds__(kWarpBlock, (ts_warp_min_blocks<Dtype, W, V, H
     const int rank = lane & (kp - 1);
     const int64_t token = first + (lane >> kp_shift);
     const bool holds = rank < k && token < a.tokens;
-    // With G > 1 (the fast path's batches) winners are in shared memory; small batches never
-    // take the fast path and keep theirs in `mine` (no store / sync / load on their latency).
+    // With won_shared (the fast path's batches, the bias prefilter's) winners are in shared
+    // memory; other small batches keep theirs in `mine` (no store / sync / load on their latency).
     [[maybe_unused]] float won_w = -1.0f;
-    if (kWonInShared && G > 1) {
+    if (won_shared) {
       TS_WAVE_SYNC();  // the winners stored by other lanes are visible
       mine = won[lane];
       if constexpr (kPrefilterWeights) {
@@ -654,7 +665,7 @@ __global__ void __launch_bounds__(kWarpBlock, (ts_warp_min_blocks<Dtype, W, V, H
     const uint32_t index = ts_key_index(static_cast<uint32_t>(mine));
     float w = 0.0f;
     if (holds) {
-      if (kPrefilterWeights && G > 1 && won_w >= 0.0f) {
+      if (kPrefilterWeights && won_shared && won_w >= 0.0f) {
         w = won_w;
       } else if (HasBias) {
         const Raw* row = static_cast<const Raw*>(a.logits) + token * a.row_stride;
