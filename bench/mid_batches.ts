@@ -1,5 +1,6 @@
 // bench/mid_batches.ts: mid-size batches (T = 2048-32768), where the dispatcher decides between
-// one token per group and the large-batch paths (hip/device_backend.hip, tokens_per_group).
+// one token per group and the large-batch paths (hip/device_backend.hip, tokens_per_group), and
+// with a bias also the small ones (T = 1-1024), which take the bias prefilter too.
 // Graph replay, device events, median of 15 replays; each replay's calls rotate over enough
 // input copies to move at least 128 MiB, so the rows come from HBM, not L2. GPU only.
 //   bun bench/mid_batches.ts
@@ -51,13 +52,19 @@ function timeConfig(experts: number, tokens: number, withBias: boolean): number 
   return samples[Math.floor(samples.length / 2)] as number;
 }
 
-const tokenCounts = [2048, 4096, 8192, 16384, 32768];
+const midTokens = [2048, 4096, 8192, 16384, 32768];
+const smallTokens = [1, 64, 256, 1024];
 console.log(`mid-size batches on ${deviceInfo().name}: k=${k} ${dtype}, graph replay, us per call`);
-console.log(`\n| E | bias | ${tokenCounts.map((t) => `T=${t}`).join(" | ")} |`);
-console.log(`| --- | --- | ${tokenCounts.map(() => "---:").join(" | ")} |`);
-for (const withBias of [false, true]) {
-  for (const experts of [128, 256, 384, 512]) {
-    const times = tokenCounts.map((t) => timeConfig(experts, t, withBias).toFixed(2));
-    console.log(`| ${experts} | ${withBias ? "yes" : "no"} | ${times.join(" | ")} |`);
+for (const [tokenCounts, biasModes] of [
+  [midTokens, [false, true]],
+  [smallTokens, [true]],
+] as const) {
+  console.log(`\n| E | bias | ${tokenCounts.map((t) => `T=${t}`).join(" | ")} |`);
+  console.log(`| --- | --- | ${tokenCounts.map(() => "---:").join(" | ")} |`);
+  for (const withBias of biasModes) {
+    for (const experts of [128, 256, 384, 512]) {
+      const times = tokenCounts.map((t) => timeConfig(experts, t, withBias).toFixed(2));
+      console.log(`| ${experts} | ${withBias ? "yes" : "no"} | ${times.join(" | ")} |`);
+    }
   }
 }
