@@ -228,7 +228,7 @@ int tokens_per_group(const ts_kernel_args& k, int multiprocessors) {
 }
 
 // Threads per block of a warp-kernel launch. Batches that fill the GPU take kWarpBlock (the
-// shared-memory layout of their fast paths assumes it). A small batch's time is one token's
+// shared-memory layout of their fast paths is sized for it; smaller blocks use part of it). A small batch's time is one token's
 // dependent chain, and warps that share an SM sub-partition share its issue slots, so its
 // blocks shrink (down to 128 threads: on NVIDIA one warp per sub-partition) until there are no
 // more blocks than SMs, spreading the warps over the whole GPU. H100, graph replay, bf16,

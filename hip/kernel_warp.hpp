@@ -351,8 +351,8 @@ __global__ void __launch_bounds__(kWarpBlock, (ts_warp_min_blocks<Dtype, W, V, H
   using Raw = typename ts_input<Dtype>::Raw;
   using K = ts_keys<Dtype, HasBias>;
   using Key = typename K::Key;
-  // Groups per block: kWarpBlock / W for the large batches (the shared layout below assumes
-  // kWarpBlock threads), fewer for small batches, whose launches spread over more SMs.
+  // Groups per block: kWarpBlock / W for the large batches (the shared layout below is sized
+  // for kWarpBlock threads), fewer for small batches, whose launches spread over more SMs.
   const int groups_per_block = static_cast<int>(blockDim.x) / W;
   // Loads: 16-byte vectors, or 8-byte ones for lane slices that are not whole 16-byte vectors
   // (16-bit logits, V = 4 or 12: the whole-warp shapes for E <= 128 and E <= 384).
