@@ -241,12 +241,25 @@ inline int warp_block_threads(int64_t tokens, int w, int tokens_per_group, int m
   return threads;
 }
 
+// Batches of at most this many tokens per SM (whole warps, no bias) take the warp kernel's Small
+// form. Its rounds compute each winner's weight (a sigmoid in every lane) in the time the rounds
+// wait on redux.sync, which pays while a sub-partition runs about one warp; a full device pays
+// for the extra sigmoids (H200, graph replay, bf16 k=8, interleaved: T=512 E512 2.58 -> 2.50 us
+// at 4 per SM; at 8 per SM a draft of the form lost at T=1024, E256 2.52 -> 2.59 us).
+constexpr int kSmallFormTokensPerSm = 4;
+
 template <class Policy, int Dtype, bool HasBias, int W, int V>
 void launch_warp_shape(ts_kernel_args k, hipStream_t stream, int multiprocessors) {
   k.tokens_per_group = tokens_per_group<Policy, Dtype, W>(k, multiprocessors);
   const int threads = warp_block_threads(k.tokens, W, k.tokens_per_group, multiprocessors);
   const int64_t per_block = static_cast<int64_t>(threads / W) * k.tokens_per_group;
   const unsigned shared = ts_warp_shared_bytes<Policy, Dtype, W, V, HasBias>(k.tokens_per_group);
+  if constexpr (W == 32 && !HasBias) {
+    if (k.tokens_per_group == 1 && k.tokens <= static_cast<int64_t>(multiprocessors) * kSmallFormTokensPerSm) {
+      ts_warp_kernel<Policy, Dtype, W, V, HasBias, true><<<grid_for(k.tokens, per_block), threads, shared, stream>>>(k);
+      return;
+    }
+  }
   ts_warp_kernel<Policy, Dtype, W, V, HasBias><<<grid_for(k.tokens, per_block), threads, shared, stream>>>(k);
 }
 

@@ -273,14 +273,53 @@ __device__ __forceinline__ void ts_keep_rank(const Key (&list)[L], int rel, int 
   if (static_cast<unsigned>(rel) < static_cast<unsigned>(k)) mine = pick;
 }
 
+// Small batches in whole warps without bias (the kernel's Small form): the rounds compute the
+// winners' weights as they go, so that neither the sigmoid nor the renormalisation's cross-lane
+// reads wait until the last round. Each round's winner reaches every lane (redux.sync), so every
+// lane computes its weight (the same value everywhere: no transfer) while the next rounds wait
+// on their redux.sync, adds it to the rank-order sum, and lane slot + r keeps round r's winner
+// and weight. The weight is computed without the IEEE division's branch
+// (ts_weight_of_logit_branchless, the same bits), so that the code stays one block that the
+// scheduler can interleave. Only the last winner's weight is left on the chain. Exactly KR
+// rounds: the common k get their own straight-line copy (ts_select_small_k).
+template <class K, int KR, class Group, class Key>
+__device__ __forceinline__ void ts_weighted_rounds(const Group& group, Key (&list)[8], int lane, int slot, Key& mine,
+                                                   float& mine_w, float& sum) {
+#pragma unroll
+  for (int r = 0; r < KR; ++r) {
+    const Key winner = group.max(list[0]);
+    const bool pop = list[0] == winner;
+#pragma unroll
+    for (int j = 0; j < 7; ++j) list[j] = pop ? list[j + 1] : list[j];
+    list[7] = pop ? Key(0) : list[7];
+    const float w = ts_weight_of_logit_branchless(K::value_of(winner));
+    if (lane == slot + r) {
+      mine = winner;
+      mine_w = w;
+    }
+    sum = TS_ADD(sum, w);
+  }
+}
 // k <= 8 winners from each lane's sorted best 8: the rounds, or for small batches in narrow
 // groups with k >= 3, the butterfly merge. Small batches (G == 1) wait on the dependent chain,
 // and there the merge is shorter than k butterfly-max rounds (H200, T=1, k=8: E=8 1.97 ->
 // 1.69 us, E=64 1.95 -> 1.66 us). Whole warps keep the rounds: one redux.sync per round is as
 // fast as five merge steps, and several tokens per group favour the rounds' fewer instructions.
-template <class Policy, int W, bool UnrollRounds, class Group, class Key>
-__device__ __forceinline__ void ts_select_small_k(const Group& group, Key (&top)[8], int G, int k, int lane, int slot,
-                                                  int rel, Key& mine) {
+// Returns whether the winners' weights and their rank-order sum are in mine_w and sum (the
+// Small form's weighted rounds); otherwise the epilogue computes them.
+template <class Policy, int W, bool UnrollRounds, class K, bool Weighted, class Group, class Key>
+__device__ __forceinline__ bool ts_select_small_k(const Group& group, Key (&top)[8], int G, int k, int lane, int slot,
+                                                  int rel, Key& mine, float& mine_w, float& sum) {
+  if constexpr (Weighted) {
+    switch (k) {  // uniform; each k its own straight-line copy (a test per round would split it)
+      case 8: ts_weighted_rounds<K, 8>(group, top, lane, slot, mine, mine_w, sum); return true;
+      case 6: ts_weighted_rounds<K, 6>(group, top, lane, slot, mine, mine_w, sum); return true;
+      case 4: ts_weighted_rounds<K, 4>(group, top, lane, slot, mine, mine_w, sum); return true;
+      case 2: ts_weighted_rounds<K, 2>(group, top, lane, slot, mine, mine_w, sum); return true;
+      case 1: ts_weighted_rounds<K, 1>(group, top, lane, slot, mine, mine_w, sum); return true;
+      default: break;  // the sorted rounds below; the epilogue computes the weights
+    }
+  }
   if constexpr (Policy::kXorRead) {
     if (G == 1 && W < 32 && k >= 3) {
       if (k <= 4) {
@@ -291,10 +330,11 @@ __device__ __forceinline__ void ts_select_small_k(const Group& group, Key (&top)
         ts_butterfly_topk<W>(group, top);
         ts_keep_rank(top, rel, k, mine);
       }
-      return;
+      return false;
     }
   }
   ts_rounds(group, top, k, lane, slot, mine, UnrollRounds && G == 1);
+  return false;
 }
 
 extern __shared__ uint64_t ts_warp_shared[];
@@ -345,8 +385,12 @@ __host__ __device__ constexpr int ts_warp_min_blocks() {
   return V == 16 ? 5 : V == 12 ? 6 : V <= 8 ? 8 : 1;
 }
 
-template <class Policy, int Dtype, int W, int V, bool HasBias>
-__global__ void __launch_bounds__(kWarpBlock, (ts_warp_min_blocks<Dtype, W, V, HasBias>()))
+// Small: the form for small batches of whole warps without bias (one token per group, a few
+// per SM: launch_warp_shape): G is 1 at compile time, the rounds compute the weights
+// (ts_weighted_rounds), and no blocks-per-SM bound caps its registers (the large batches'
+// bounds are for full devices; a small batch runs about one warp per sub-partition).
+template <class Policy, int Dtype, int W, int V, bool HasBias, bool Small = false>
+__global__ void __launch_bounds__(kWarpBlock, (Small ? 1 : ts_warp_min_blocks<Dtype, W, V, HasBias>()))
     ts_warp_kernel(const ts_kernel_args a) {
   using Raw = typename ts_input<Dtype>::Raw;
   using K = ts_keys<Dtype, HasBias>;
@@ -374,7 +418,11 @@ __global__ void __launch_bounds__(kWarpBlock, (ts_warp_min_blocks<Dtype, W, V, H
   const typename Policy::template Group<W> group(static_cast<int>(threadIdx.x % TS_WAVE));
   // A group routes G = tokens_per_group tokens before one shared epilogue: lane g*kp + r keeps
   // rank r of the group's g-th token (kp = k rounded up to a power of two, G = W / kp).
-  const int G = a.tokens_per_group;  // a power of two
+  const int G = Small ? 1 : a.tokens_per_group;  // a power of two
+  // The Small form's rounds compute the weights and the rank-order sum (k = 1, 2, 4, 6, 8; other
+  // k keep the sorted rounds and the epilogue's sigmoid: ts_select_small_k).
+  constexpr bool kWeighted = Small && W == 32 && !HasBias;
+  static_assert(!Small || kWeighted, "the Small form is for whole warps without bias");
   const int g_shift = __ffs(G) - 1;
   const int kp = W >> g_shift;
   const int kp_shift = __ffs(kp) - 1;
@@ -419,6 +467,9 @@ __global__ void __launch_bounds__(kWarpBlock, (ts_warp_min_blocks<Dtype, W, V, H
   for (int64_t first = (static_cast<int64_t>(blockIdx.x) * groups_per_block + threadIdx.x / W) * G; first < a.tokens;
        first += static_cast<int64_t>(gridDim.x) * groups_per_block * G) {
     Key mine = 0;
+    [[maybe_unused]] float mine_w = 0.0f;      // kWeighted: the weight of `mine`
+    [[maybe_unused]] float rounds_sum = 0.0f;  // kWeighted: the rank-order sum of the k weights
+    bool weights_ready = false;                 // uniform: mine_w and rounds_sum hold them
     // Bias prefilter: a token with at most 16 candidates waits (its indices in one of the two
     // index regions) for the next such token, and the two finish together, a half-warp each.
     // One word (registers are the limit here): candidate count (bits 0-4, 0: none waiting),
@@ -607,22 +658,26 @@ __global__ void __launch_bounds__(kWarpBlock, (ts_warp_min_blocks<Dtype, W, V, H
         if constexpr (V > 8 && V % 8 == 0) {
           Key top[8];
           ts_best8_desc(keys, top);
-          ts_select_small_k<Policy, W, kUnrollRounds>(group, top, G, k, lane, slot, rel, mine);
+          weights_ready = ts_select_small_k<Policy, W, kUnrollRounds, K, kWeighted>(group, top, G, k, lane, slot, rel,
+                                                                                 mine, mine_w, rounds_sum);
         } else if constexpr (V > 8) {  // V = 12: padded to 16 with empty keys
           Key padded[16], top[8];
 #pragma unroll
           for (int j = 0; j < 16; ++j) padded[j] = j < V ? keys[j] : Key(0);
           ts_best8_desc(padded, top);
-          ts_select_small_k<Policy, W, kUnrollRounds>(group, top, G, k, lane, slot, rel, mine);
+          weights_ready = ts_select_small_k<Policy, W, kUnrollRounds, K, kWeighted>(group, top, G, k, lane, slot, rel,
+                                                                                 mine, mine_w, rounds_sum);
         } else if constexpr (V == 8) {
           ts_sort_desc<V>(keys);
-          ts_select_small_k<Policy, W, kUnrollRounds>(group, keys, G, k, lane, slot, rel, mine);
+          weights_ready = ts_select_small_k<Policy, W, kUnrollRounds, K, kWeighted>(group, keys, G, k, lane, slot, rel,
+                                                                                 mine, mine_w, rounds_sum);
         } else {  // V = 4
           ts_sort_desc<V>(keys);
           Key top[8];
 #pragma unroll
           for (int j = 0; j < 8; ++j) top[j] = j < V ? keys[j] : Key(0);
-          ts_select_small_k<Policy, W, kUnrollRounds>(group, top, G, k, lane, slot, rel, mine);
+          weights_ready = ts_select_small_k<Policy, W, kUnrollRounds, K, kWeighted>(group, top, G, k, lane, slot, rel,
+                                                                                 mine, mine_w, rounds_sum);
         }
         if (won_shared && static_cast<unsigned>(rel) < static_cast<unsigned>(k)) keep_winner();
         continue;
@@ -665,7 +720,9 @@ __global__ void __launch_bounds__(kWarpBlock, (ts_warp_min_blocks<Dtype, W, V, H
     const uint32_t index = ts_key_index(static_cast<uint32_t>(mine));
     float w = 0.0f;
     if (holds) {
-      if (kPrefilterWeights && won_shared && won_w >= 0.0f) {
+      if (kWeighted && weights_ready) {
+        w = mine_w;
+      } else if (kPrefilterWeights && won_shared && won_w >= 0.0f) {
         w = won_w;
       } else if (HasBias) {
         const Raw* row = static_cast<const Raw*>(a.logits) + token * a.row_stride;
@@ -680,7 +737,9 @@ __global__ void __launch_bounds__(kWarpBlock, (ts_warp_min_blocks<Dtype, W, V, H
         if constexpr (Policy::kSubgroupRead) return group.read_sub(w, r, kp);
         else return group.read(w, r);
       };
-      if (k <= 8) {  // uniform
+      if (kWeighted && weights_ready) {
+        sum = rounds_sum;
+      } else if (k <= 8) {  // uniform
         // All eight reads first, then the adds in rank order: the reads do not wait for each
         // other, so a small batch pays one cross-lane latency instead of k (reads past k, or
         // past the segment, wrap around inside it and are not added).

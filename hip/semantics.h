@@ -85,6 +85,33 @@ TS_HD float ts_sigmoid(float x) {
   return TS_DIV(x >= 0.0f ? 1.0f : e, d);  // one division, whichever numerator
 }
 
+// ts_weight_of_logit for GPU code that computes several weights at once (the warp kernel's Small
+// form), bit for bit: the same steps, but on NVIDIA the division has no slow-path branch. The
+// IEEE division's check and branch, one per division, split the code into blocks that ptxas
+// cannot interleave, so eight weights ran one after another. Without it the division is the
+// reciprocal refined once and the quotient corrected once by its exact residual, which is
+// correctly rounded for the sigmoid's operands: d = 1 + e in [1, 2] and n = 1 or e in [0, 1],
+// whose quotients are normal (e >= 2^-24) or have d == 1 exactly (then every step is exact, a
+// subnormal e included). tests/sigmoid_branchless.cu compares it with ts_weight_of_logit on all
+// 2^32 fp32 inputs (so every 16-bit logit too) on the GPU, and gpu.test.ts requires 0 differences.
+TS_HD float ts_sigmoid_division(float n, float d) {
+#if defined(__CUDA_ARCH__)
+  float r;
+  asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(d));
+  r = TS_FMA(r, TS_FMA(-d, r, 1.0f), r);
+  const float q = TS_MUL(n, r);
+  return TS_FMA(TS_FMA(-d, q, n), r, q);
+#else
+  return TS_DIV(n, d);
+#endif
+}
+TS_HD float ts_weight_of_logit_branchless(float x) {
+  const float ax = ts_bits_float(ts_float_bits(x) & 0x7fffffffu);
+  const float e = ts_exp_nonpositive(-ax);
+  const float q = ts_sigmoid_division(x >= 0.0f ? 1.0f : e, TS_ADD(1.0f, e));
+  return ts_isnan(x) ? 0.0f : q;
+}
+
 // The routed weight of a chosen expert: its score, 0 for a NaN logit. The _of_score forms take
 // score = ts_sigmoid(x) already computed, for callers that need both the weight and the
 // ranking value of one logit (the bias prefilter) and compute the sigmoid once.

@@ -41,7 +41,7 @@ function faulty(edit: (asm: string, meta: string) => { asm: string; meta: string
   return dir;
 }
 
-const KERNEL = "_Z14ts_warp_kernelI9DppPolicyLi2ELi64ELi8ELb0EEv14ts_kernel_args"; // bf16, V = 8, no bias
+const KERNEL = "_Z14ts_warp_kernelI9DppPolicyLi2ELi64ELi8ELb0ELb0EEv14ts_kernel_args"; // bf16, V = 8, no bias, not Small
 /** [start, end) of the n-th line of KERNEL's body that contains `needle`. */
 function lineIn(asm: string, needle: string): [number, number] {
   const body = asm.indexOf(`<${KERNEL}>:`);

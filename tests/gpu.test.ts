@@ -243,6 +243,35 @@ gpuDescribe("GPU backends are byte-identical to the host backend", () => {
     120_000,
   );
 
+  // The Small form's branch-free sigmoid division, checked on this card over every fp32 input.
+  test.skipIf(info?.vendor !== "nvidia" || !nvcc)(
+    "the branch-free weight equals ts_weight_of_logit bit for bit for all 2^32 fp32 inputs",
+    () => {
+      const root = new URL("..", import.meta.url).pathname;
+      const exe = `${tmpdir()}/sigmoid_branchless.${process.pid}`;
+      const build = Bun.spawnSync([
+        nvcc as string,
+        "-O3",
+        "-std=c++17",
+        "--fmad=false",
+        `-arch=sm_${(info?.arch ?? "sm_90").replace(/^sm_/, "")}`,
+        "-I",
+        `${root}hip`,
+        `${root}tests/sigmoid_branchless.cu`,
+        "-o",
+        exe,
+      ]);
+      expect(build.exitCode, build.stderr.toString()).toBe(0);
+      const run = Bun.spawnSync([exe]);
+      console.log(`sigmoid_branchless: ${run.stdout.toString().trim()}`);
+      const report = JSON.parse(run.stdout.toString().trim()) as { inputs: number; differ: number };
+      expect(report.inputs).toBe(2 ** 32);
+      expect(report.differ).toBe(0);
+      expect(run.exitCode).toBe(0);
+    },
+    120_000,
+  );
+
   test("ck beyond the register path: E in {2048, 4096, 16384}, every k and dtype", () => {
     let i = 0;
     for (const experts of ckOnlyExperts) {

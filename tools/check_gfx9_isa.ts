@@ -55,7 +55,8 @@ for (const [code, dtype] of [...dtypes].sort((a, b) => a[0] - b[0])) {
   for (const v of vs) {
     for (const bias of [false, true]) {
       expected.push({
-        symbol: `_Z14ts_warp_kernelI9DppPolicyLi${code}ELi64ELi${v}ELb${bias ? 1 : 0}EEv14ts_kernel_args`,
+        // The last template argument, Small, is false: the DPP kernels are never the Small form.
+        symbol: `_Z14ts_warp_kernelI9DppPolicyLi${code}ELi64ELi${v}ELb${bias ? 1 : 0}ELb0EEv14ts_kernel_args`,
         label: `${dtype} V=${v}${bias ? " bias" : ""}`,
         keyBits: dtype !== "f32" && !bias ? 32 : 64, // keys.hpp: 16-bit inputs without bias rank on u32 keys
       });
