@@ -214,60 +214,55 @@ gpuDescribe("GPU backends are byte-identical to the host backend", () => {
     }
   }, 300_000);
 
-  // The prefilter's error bound, checked on this card over every fp32 input.
+  // The exhaustive checks: CUDA programs (tests/<name>.cu) built with nvcc for this card, each
+  // printing one JSON line about all 2^32 fp32 inputs.
   const nvcc = Bun.which("nvcc") ?? (process.env.CUDA_HOME ? `${process.env.CUDA_HOME}/bin/nvcc` : undefined);
+  const runExhaustiveCheck = <Report>(name: string, flags: string[] = []): { report: Report; exitCode: number } => {
+    const root = new URL("..", import.meta.url).pathname;
+    const exe = `${tmpdir()}/${name}.${process.pid}`;
+    const build = Bun.spawnSync([
+      nvcc as string,
+      "-O3",
+      "-std=c++17",
+      ...flags,
+      `-arch=sm_${(info?.arch ?? "sm_90").replace(/^sm_/, "")}`,
+      "-I",
+      `${root}hip`,
+      `${root}tests/${name}.cu`,
+      "-o",
+      exe,
+    ]);
+    expect(build.exitCode, build.stderr.toString()).toBe(0);
+    const run = Bun.spawnSync([exe]);
+    const line = run.stdout.toString().trim();
+    console.log(`${name}: ${line}`);
+    return { report: JSON.parse(line) as Report, exitCode: run.exitCode };
+  };
+
+  // The prefilter's error bound.
   test.skipIf(info?.vendor !== "nvidia" || !nvcc)(
     "the prefilter's cheap sigmoid is within its bound of the exact one for all 2^32 fp32 inputs",
     () => {
-      const root = new URL("..", import.meta.url).pathname;
-      const exe = `${tmpdir()}/approx_sigmoid_bound.${process.pid}`;
-      const build = Bun.spawnSync([
-        nvcc as string,
-        "-O3",
-        "-std=c++17",
-        `-arch=sm_${(info?.arch ?? "sm_90").replace(/^sm_/, "")}`,
-        "-I",
-        `${root}hip`,
-        `${root}tests/approx_sigmoid_bound.cu`,
-        "-o",
-        exe,
-      ]);
-      expect(build.exitCode, build.stderr.toString()).toBe(0);
-      const run = Bun.spawnSync([exe]);
-      const report = JSON.parse(run.stdout.toString().trim()) as { max_abs_error: number; breaks: number };
-      console.log(`approx_sigmoid_bound: ${run.stdout.toString().trim()}`);
+      const { report, exitCode } = runExhaustiveCheck<{ max_abs_error: number; breaks: number }>(
+        "approx_sigmoid_bound",
+      );
       expect(report.breaks).toBe(0);
       expect(report.max_abs_error).toBeLessThanOrEqual(2 ** -18);
-      expect(run.exitCode).toBe(0);
+      expect(exitCode).toBe(0);
     },
     120_000,
   );
 
-  // The Small form's branch-free sigmoid division, checked on this card over every fp32 input.
+  // The Small form's branch-free sigmoid division (built as the library is: no contraction).
   test.skipIf(info?.vendor !== "nvidia" || !nvcc)(
     "the branch-free weight equals ts_weight_of_logit bit for bit for all 2^32 fp32 inputs",
     () => {
-      const root = new URL("..", import.meta.url).pathname;
-      const exe = `${tmpdir()}/sigmoid_branchless.${process.pid}`;
-      const build = Bun.spawnSync([
-        nvcc as string,
-        "-O3",
-        "-std=c++17",
+      const { report, exitCode } = runExhaustiveCheck<{ inputs: number; differ: number }>("sigmoid_branchless", [
         "--fmad=false",
-        `-arch=sm_${(info?.arch ?? "sm_90").replace(/^sm_/, "")}`,
-        "-I",
-        `${root}hip`,
-        `${root}tests/sigmoid_branchless.cu`,
-        "-o",
-        exe,
       ]);
-      expect(build.exitCode, build.stderr.toString()).toBe(0);
-      const run = Bun.spawnSync([exe]);
-      console.log(`sigmoid_branchless: ${run.stdout.toString().trim()}`);
-      const report = JSON.parse(run.stdout.toString().trim()) as { inputs: number; differ: number };
       expect(report.inputs).toBe(2 ** 32);
       expect(report.differ).toBe(0);
-      expect(run.exitCode).toBe(0);
+      expect(exitCode).toBe(0);
     },
     120_000,
   );
