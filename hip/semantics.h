@@ -75,20 +75,23 @@ TS_HD float ts_exp_nonpositive(float t) {
   return TS_MUL(y, ts_pow2i(n - n1));
 }
 
+// e = e^-|x|, the sigmoid's one exponential (x not NaN).
+TS_HD float ts_exp_minus_abs(float x) { return ts_exp_nonpositive(-ts_bits_float(ts_float_bits(x) & 0x7fffffffu)); }
+
 // sigmoid(x) in fp32. Evaluated on e = e^-|x| in (0, 1], so nothing overflows:
 // x >= 0: 1 / (1 + e); x < 0: e / (1 + e). NaN in, NaN out.
 TS_HD float ts_sigmoid(float x) {
   if (ts_isnan(x)) return x;
-  const float ax = ts_bits_float(ts_float_bits(x) & 0x7fffffffu);
-  const float e = ts_exp_nonpositive(-ax);
+  const float e = ts_exp_minus_abs(x);
   const float d = TS_ADD(1.0f, e);
   return TS_DIV(x >= 0.0f ? 1.0f : e, d);  // one division, whichever numerator
 }
 
-// ts_weight_of_logit for GPU code that computes several weights at once (the warp kernel's Small
-// form), bit for bit: the same steps, but on NVIDIA the division has no slow-path branch. The
-// IEEE division's check and branch, one per division, split the code into blocks that ptxas
-// cannot interleave, so eight weights ran one after another. Without it the division is the
+// The sigmoid's division for GPU code that computes several weights at once
+// (ts_weight_of_logit_branchless below, the warp kernel's Small form), bit for bit the IEEE
+// division's result, but on NVIDIA without its slow-path branch. The IEEE division's check and
+// branch, one per division, split the code into blocks that ptxas cannot interleave, so eight
+// weights ran one after another. Without it the division is the
 // reciprocal refined once and the quotient corrected once by its exact residual, which is
 // correctly rounded for the sigmoid's operands: d = 1 + e in [1, 2] and n = 1 or e in [0, 1],
 // whose quotients are normal (e >= 2^-24) or have d == 1 exactly (then every step is exact, a
@@ -105,18 +108,17 @@ TS_HD float ts_sigmoid_division(float n, float d) {
   return TS_DIV(n, d);
 #endif
 }
-TS_HD float ts_weight_of_logit_branchless(float x) {
-  const float ax = ts_bits_float(ts_float_bits(x) & 0x7fffffffu);
-  const float e = ts_exp_nonpositive(-ax);
-  const float q = ts_sigmoid_division(x >= 0.0f ? 1.0f : e, TS_ADD(1.0f, e));
-  return ts_isnan(x) ? 0.0f : q;
-}
 
 // The routed weight of a chosen expert: its score, 0 for a NaN logit. The _of_score forms take
 // score = ts_sigmoid(x) already computed, for callers that need both the weight and the
 // ranking value of one logit (the bias prefilter) and compute the sigmoid once.
 TS_HD float ts_weight_of_score(float x, float score) { return ts_isnan(x) ? 0.0f : score; }
 TS_HD float ts_weight_of_logit(float x) { return ts_isnan(x) ? 0.0f : ts_sigmoid(x); }
+// The same weight through ts_sigmoid_division (above); a NaN's garbage quotient is dropped.
+TS_HD float ts_weight_of_logit_branchless(float x) {
+  const float e = ts_exp_minus_abs(x);
+  return ts_weight_of_score(x, ts_sigmoid_division(x >= 0.0f ? 1.0f : e, TS_ADD(1.0f, e)));
+}
 
 // The ranking value with a correction bias: score + bias in fp32 (NaN logit -> NaN).
 TS_HD float ts_biased_value_of_score(float score, float bias) { return TS_ADD(score, bias); }
