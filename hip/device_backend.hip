@@ -10,6 +10,7 @@
 #include "crosslane_shfl.hpp"
 #include "gpu_compat.h"
 #include "kernel_ck.hpp"
+#include "kernel_split.hpp"
 #include "kernel_warp.hpp"
 #include "status.h"
 #if defined(TS_PLATFORM_HIP)
@@ -263,8 +264,64 @@ void launch_warp_shape(ts_kernel_args k, hipStream_t stream, int multiprocessors
   ts_warp_kernel<Policy, Dtype, W, V, HasBias><<<grid_for(k.tokens, per_block), threads, shared, stream>>>(k);
 }
 
+#if defined(TS_PLATFORM_CUDA)  // measured on NVIDIA only; HIP builds keep the warp kernel
+// When the split kernel (kernel_split.hpp) beats the warp kernel: H200, graph replay, bf16,
+// interleaved. Its cost does not depend on k, while the warp kernel's falls with k.
+//  - 4 lanes per token (E <= 128) from T = 24 per SM (k=8: T=4096 2.89 -> 2.45 us, T=65536
+//    20.0 -> 13.3; k=1 T=65536 16.0 -> 13.2; T=2048 2.33 vs 2.36, T=1024 2.08 vs 2.30);
+//  - 8 lanes (E <= 256) from 6 per SM (k=8: T=1024 2.24 -> 2.19, T=2048 2.57 -> 2.26; T=512
+//    even), except k <= 3 from 64 per SM on (k=2: T=16384 7.3 vs 7.6 us, T=65536 20.3 vs
+//    23.3; k=4 T=65536 24.2 -> 23.3).
+inline bool ts_split_pays(int w, int k, int64_t tokens, int sms) {
+  const int64_t per_sm = tokens / sms;
+  if (w == 4) return per_sm >= 24;
+  return per_sm >= 6 && (k > 3 || per_sm < 64);
+}
+// The prefetching form from 256 tokens per SM (T=65536 E128 13.3 -> 12.7 us, E256 23.3 -> 23.0;
+// at T=16384 it lost: 5.0 -> 5.1, 7.6 -> 7.7).
+constexpr int kSplitPrefetchTokensPerSm = 256;
+
+template <class Policy, int Dtype, int W, int V, bool Prefetch>
+void launch_split_shape(const ts_kernel_args& k, hipStream_t stream, int sms) {
+  // Smaller blocks while the batch would leave SMs without two blocks.
+  int threads = kSplitBlock;
+  while (threads > 64 && static_cast<int64_t>(grid_for(k.tokens, threads / W)) < 2LL * sms) threads /= 2;
+  const unsigned blocks = grid_for(k.tokens, threads / W);
+  const unsigned resident = static_cast<unsigned>(sms) * ts_split_blocks_per_sm<Prefetch>() * (kSplitBlock / threads);
+  ts_split_kernel<Policy, Dtype, W, V, Prefetch><<<blocks < resident ? blocks : resident, threads, 0, stream>>>(k);
+}
+
+template <class Policy, int Dtype, int W, int V>
+void launch_split_shape(const ts_kernel_args& k, hipStream_t stream, int sms) {
+  if (k.tokens >= static_cast<int64_t>(sms) * kSplitPrefetchTokensPerSm) {
+    launch_split_shape<Policy, Dtype, W, V, true>(k, stream, sms);
+  } else {
+    launch_split_shape<Policy, Dtype, W, V, false>(k, stream, sms);
+  }
+}
+
+// Large batches of 16-bit logits without bias, k <= 8, E = 65..256 on rows of whole 16-byte
+// vectors: the split kernel where it pays (ts_split_pays). Returns whether it launched.
+template <class Policy, int Dtype, bool HasBias>
+bool launch_split(const ts_kernel_args& k, hipStream_t stream, int sms) {
+  if constexpr (HasBias || Dtype == TS_DTYPE_F32) {
+    return false;
+  } else {
+    if (k.k > 8 || !k.vector_loads) return false;
+    const ts_warp_shape s = ts_pick_split_shape(k.experts);
+    if (s.w == 0 || !ts_split_pays(s.w, k.k, k.tokens, sms)) return false;
+    if (s.w == 4) launch_split_shape<Policy, Dtype, 4, 32>(k, stream, sms);
+    else launch_split_shape<Policy, Dtype, 8, 32>(k, stream, sms);
+    return true;
+  }
+}
+#endif
+
 template <class Policy, int Dtype, bool HasBias>
 bool launch_warp(const ts_kernel_args& k, ts_warp_shape s, hipStream_t stream, int sms) {
+#if defined(TS_PLATFORM_CUDA)
+  if (launch_split<Policy, Dtype, HasBias>(k, stream, sms)) return true;
+#endif
   // Whole-warp shapes for k <= 8, on rows 8-byte aligned (as vector_loads promises):
   //  - 256 < E <= 384 runs as 32 lanes x 12 logits instead of 32 x 16 (a quarter of the lanes
   //    idle) at every batch size: large batches take the verified fast path on it, the others

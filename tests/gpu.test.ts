@@ -196,6 +196,30 @@ gpuDescribe("GPU backends are byte-identical to the host backend", () => {
     }
   }, 300_000);
 
+  // The split kernel (hip/kernel_split.hpp, NVIDIA) routes 16-bit batches without bias, k <= 8,
+  // E = 65..256 on 16-byte rows, from 24 tokens per SM (E <= 128) or 6 (E <= 256; k <= 3 only
+  // below 64 per SM), and prefetches from 256 per SM: both forms here, rows that fill every lane
+  // (E = 128, 256) and rows that leave vectors empty, padded strides, every k.
+  test("split kernel (E 72-256, 16-bit, no bias): both batch forms, adversarial and benchmark rows, every k", () => {
+    const sms = info?.multiprocessors ?? 132;
+    let i = 0;
+    for (const tokens of [30 * sms + 5, 256 * sms + 3]) {
+      for (const experts of [72, 120, 128, 136, 200, 256]) {
+        for (const dtype of ["bf16", "f16"] as const) {
+          i++;
+          const k = [8, 4, 6, 1, 7, 5, 2, 3][i % 8] as number;
+          const stride = experts + (i % 3 === 0 ? 16 : 0); // still 16-byte rows
+          const logits =
+            i % 2 === 0
+              ? makeLogits16Adversarial(1300 + i, tokens, experts, stride, dtype)
+              : (makeLogits(1300 + i, tokens, experts, stride, dtype) as Uint16Array);
+          const base = { experts, topk: k, dtype, renormalize: i % 4 !== 1, scale: 2.5, rowStride: stride };
+          expect(warpAndAutoDifference(base, logits, tokens)).toBeUndefined();
+        }
+      }
+    }
+  }, 300_000);
+
   // With a bias the same large batches rank on a cheap score first and compute exact scores only
   // for the candidates near the k-th (hip/bias_prefilter.hpp, NVIDIA); its result must still be
   // the host's bytes, on rows and biases built to sit within a few ulps of the k-th place.

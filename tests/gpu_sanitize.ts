@@ -19,7 +19,10 @@ if (deviceCount() === 0) {
 }
 // Large enough that whole-warp groups route several tokens each (the verified fast path and the
 // bias prefilter, with winners and candidates in shared memory: racecheck's business).
-const large = 4 * 64 * deviceInfo().multiprocessors + 37;
+const sms = deviceInfo().multiprocessors;
+const large = 4 * 64 * sms + 37;
+// Between the split kernel's thresholds (hip/kernel_split.hpp): its form without the prefetch.
+const mid = 30 * sms + 5;
 const cases: [number, number, Dtype, boolean, number, number][] = [
   // experts, k, dtype, bias, stride pad, tokens
   [3, 2, "f32", false, 0, 37],
@@ -29,8 +32,13 @@ const cases: [number, number, Dtype, boolean, number, number][] = [
   [384, 8, "f32", false, 1, 37],
   [1024, 32, "bf16", true, 0, 37],
   [4096, 16, "f16", false, 0, 37],
+  // Without bias, 16-bit: the split kernel for E <= 256 (both forms, rows with empty vectors),
+  // the whole-warp kernel's verified fast path above.
   [256, 8, "bf16", false, 0, large],
   [160, 5, "f16", false, 0, large],
+  [96, 4, "f16", false, 0, large],
+  [128, 8, "bf16", false, 16, mid],
+  [384, 8, "bf16", false, 0, large],
   // With a bias: the prefilter's candidate scratch in shared memory (hip/bias_prefilter.hpp).
   [256, 8, "bf16", true, 0, large],
   [384, 3, "f16", true, 8, large],
