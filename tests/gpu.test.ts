@@ -291,6 +291,20 @@ gpuDescribe("GPU backends are byte-identical to the host backend", () => {
     120_000,
   );
 
+  // The split kernel's keys (hip/kernel_split.hpp): ranked as the exact keys, read back exactly.
+  test.skipIf(info?.vendor !== "nvidia" || !nvcc)(
+    "the split kernel's keys rank as ts_ord16 and read back its values, on every bf16 / fp16 input",
+    () => {
+      type Counts = { pair_failures: number; failures: number };
+      const { report, exitCode } = runExhaustiveCheck<{ words: number; bf16: Counts; f16: Counts }>("split_keys_check");
+      expect(report.words).toBe(2 ** 32);
+      expect(report.bf16).toEqual({ pair_failures: 0, failures: 0 });
+      expect(report.f16).toEqual({ pair_failures: 0, failures: 0 });
+      expect(exitCode).toBe(0);
+    },
+    120_000,
+  );
+
   test("ck beyond the register path: E in {2048, 4096, 16384}, every k and dtype", () => {
     let i = 0;
     for (const experts of ckOnlyExperts) {
