@@ -266,7 +266,9 @@ void launch_warp_shape(ts_kernel_args k, hipStream_t stream, int multiprocessors
 
 #if defined(TS_PLATFORM_CUDA)  // measured on NVIDIA only; HIP builds keep the warp kernel
 // When the split kernel (kernel_split.hpp) beats the warp kernel: H200, graph replay, bf16,
-// interleaved. Its cost does not depend on k, while the warp kernel's falls with k.
+// interleaved; at T <= 4096 the inputs of these A/B runs stayed in the L2 (the full benchmark,
+// rotating past it: T=4096 E128 3.15 -> 2.94 us, E256 3.85 -> 3.40, T=1024 E256 2.62 both).
+// Its cost does not depend on k, while the warp kernel's falls with k.
 //  - 4 lanes per token (E <= 128) from T = 24 per SM (k=8: T=4096 2.89 -> 2.45 us, T=65536
 //    20.0 -> 13.3; k=1 T=65536 16.0 -> 13.2; T=2048 2.33 vs 2.36, T=1024 2.08 vs 2.30);
 //  - 8 lanes (E <= 256) from 6 per SM (k=8: T=1024 2.24 -> 2.19, T=2048 2.57 -> 2.26; T=512
@@ -277,6 +279,12 @@ inline bool ts_split_pays(int w, int k, int64_t tokens, int sms) {
   if (w == 4) return per_sm >= 24;
   return per_sm >= 6 && (k > 3 || per_sm < 64);
 }
+// E = 129-256 as 4 lanes of 64 logits instead of 8 of 32 from 64 tokens per SM: one merge step
+// fewer and one fold more per lane, about 13% fewer ALU operations per token by count, at half
+// the blocks per SM (inputs rotating past the L2: T=65536 E256 22.3 -> 21.2 us, E200 23.3 ->
+// 21.8; T=16384 E256 7.52 -> 7.40; at T=4096 it lost, 3.30 -> 3.45). 2 lanes of 64 for
+// E <= 128 lost at every size (T=65536 12.4 -> 12.8 us, T=4096 2.78 -> 3.73).
+constexpr int kSplitWideTokensPerSm = 64;
 // The prefetching form from 256 tokens per SM (T=65536 E128 13.3 -> 12.7 us, E256 23.3 -> 23.0;
 // at T=16384 it lost: 5.0 -> 5.1, 7.6 -> 7.7).
 constexpr int kSplitPrefetchTokensPerSm = 256;
@@ -287,7 +295,8 @@ void launch_split_shape(const ts_kernel_args& k, hipStream_t stream, int sms) {
   int threads = kSplitBlock;
   while (threads > 64 && static_cast<int64_t>(grid_for(k.tokens, threads / W)) < 2LL * sms) threads /= 2;
   const unsigned blocks = grid_for(k.tokens, threads / W);
-  const unsigned resident = static_cast<unsigned>(sms) * ts_split_blocks_per_sm<Prefetch>() * (kSplitBlock / threads);
+  const unsigned per_sm = static_cast<unsigned>(ts_split_blocks_per_sm<Prefetch, V>() * (kSplitBlock / threads));
+  const unsigned resident = static_cast<unsigned>(sms) * per_sm;
   ts_split_kernel<Policy, Dtype, W, V, Prefetch><<<blocks < resident ? blocks : resident, threads, 0, stream>>>(k);
 }
 
@@ -311,6 +320,8 @@ bool launch_split(const ts_kernel_args& k, hipStream_t stream, int sms) {
     const ts_warp_shape s = ts_pick_split_shape(k.experts);
     if (s.w == 0 || !ts_split_pays(s.w, k.k, k.tokens, sms)) return false;
     if (s.w == 4) launch_split_shape<Policy, Dtype, 4, 32>(k, stream, sms);
+    else if (k.tokens >= static_cast<int64_t>(sms) * kSplitWideTokensPerSm)
+      launch_split_shape<Policy, Dtype, 4, 64>(k, stream, sms);
     else launch_split_shape<Policy, Dtype, 8, 32>(k, stream, sms);
     return true;
   }

@@ -27,18 +27,22 @@ constexpr int kSplitBlock = 256;
 // pay: E <= 64 (narrow groups of the warp kernel already split the row there) and E > 256. At
 // E = 384 and 512 sixteen lanes of 24 or 32 logits sort and merge more than the whole-warp
 // kernel's short lists cost (H200, T=65536 k=8 bf16: 31.0 -> 38.1 us and 36.3 -> 46.0).
+// E = 129-256 takes 8 lanes of 32 logits here; launch_split widens them to 4 lanes of 64 for
+// the largest batches.
 inline ts_warp_shape ts_pick_split_shape(int experts) {
   if (experts <= 64 || experts > 256) return {0, 0};
   return experts <= 128 ? ts_warp_shape{4, 32} : ts_warp_shape{8, 32};
 }
 
-// Blocks per SM the kernel keeps registers for: 40 registers, or 64 for the prefetching form
-// (at 48 it spilled). The grid is that many blocks per SM and each group loops over tokens,
-// which the prefetch needs (H200, T=65536 k=8 bf16: E128 12.9 us with one token per group and
-// as many blocks as that takes, 13.4 with the loop alone, 12.7 with the prefetch; eight blocks
-// of 32 registers measured the same as six).
-template <bool Prefetch>
+// Blocks per SM the kernel keeps registers for. 32 logits per lane: 40 registers, or 64 for the
+// prefetching form (at 48 it spilled); 64 logits per lane: 76, or 110-112 with the prefetch.
+// The grid is that many blocks per SM and each group loops over tokens, which the prefetch
+// needs (H200, T=65536 k=8 bf16: E128 12.9 us with one token per group and as many blocks as
+// that takes, 13.4 with the loop alone, 12.7 with the prefetch; eight blocks of 32 registers
+// measured the same as six at T=65536 and lost at T <= 16384).
+template <bool Prefetch, int V>
 __host__ __device__ constexpr int ts_split_blocks_per_sm() {
+  if (V > 32) return Prefetch ? 2 : 3;
   return Prefetch ? 4 : 6;
 }
 
@@ -107,7 +111,8 @@ __device__ __forceinline__ void ts_split_keys(const uint32_t (&words)[V / 2], in
 // Prefetch: each group loads its next token's slice before sorting the current one, for the
 // largest batches (launch_split).
 template <class Policy, int Dtype, int W, int V, bool Prefetch>
-__global__ void __launch_bounds__(kSplitBlock, ts_split_blocks_per_sm<Prefetch>()) ts_split_kernel(const ts_kernel_args a) {
+__global__ void __launch_bounds__(kSplitBlock, (ts_split_blocks_per_sm<Prefetch, V>()))
+    ts_split_kernel(const ts_kernel_args a) {
   static_assert(Dtype != TS_DTYPE_F32, "16-bit logits: 32-bit keys");
   static_assert(V % 8 == 0 && W >= 2 && W <= 16, "whole 16-byte vectors, a group inside one warp");
   using K = ts_keys<Dtype, false>;

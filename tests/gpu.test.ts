@@ -198,12 +198,13 @@ gpuDescribe("GPU backends are byte-identical to the host backend", () => {
 
   // The split kernel (hip/kernel_split.hpp, NVIDIA) routes 16-bit batches without bias, k <= 8,
   // E = 65..256 on 16-byte rows, from 24 tokens per SM (E <= 128) or 6 (E <= 256; k <= 3 only
-  // below 64 per SM), and prefetches from 256 per SM: both forms here, rows that fill every lane
-  // (E = 128, 256) and rows that leave vectors empty, padded strides, every k.
-  test("split kernel (E 72-256, 16-bit, no bias): both batch forms, adversarial and benchmark rows, every k", () => {
+  // below 64 per SM), E > 128 as 4 lanes of 64 logits from 64 per SM, and prefetches from 256
+  // per SM: every shape and form here, rows that fill every lane (E = 128, 256) and rows that
+  // leave vectors empty, padded strides, every k.
+  test("split kernel (E 72-256, 16-bit, no bias): every shape and form, adversarial and benchmark rows, every k", () => {
     const sms = info?.multiprocessors ?? 132;
     let i = 0;
-    for (const tokens of [30 * sms + 5, 256 * sms + 3]) {
+    for (const tokens of [30 * sms + 5, 100 * sms + 7, 256 * sms + 3]) {
       for (const experts of [72, 120, 128, 136, 200, 256]) {
         for (const dtype of ["bf16", "f16"] as const) {
           i++;

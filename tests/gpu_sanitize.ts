@@ -21,8 +21,10 @@ if (deviceCount() === 0) {
 // bias prefilter, with winners and candidates in shared memory: racecheck's business).
 const sms = deviceInfo().multiprocessors;
 const large = 4 * 64 * sms + 37;
-// Between the split kernel's thresholds (hip/kernel_split.hpp): its form without the prefetch.
+// Between the split kernel's thresholds (hip/kernel_split.hpp): its forms without the prefetch,
+// 8 lanes of 32 logits and 4 of 64 for E > 128.
 const mid = 30 * sms + 5;
+const wide = 100 * sms + 7;
 const cases: [number, number, Dtype, boolean, number, number][] = [
   // experts, k, dtype, bias, stride pad, tokens
   [3, 2, "f32", false, 0, 37],
@@ -32,12 +34,14 @@ const cases: [number, number, Dtype, boolean, number, number][] = [
   [384, 8, "f32", false, 1, 37],
   [1024, 32, "bf16", true, 0, 37],
   [4096, 16, "f16", false, 0, 37],
-  // Without bias, 16-bit: the split kernel for E <= 256 (both forms, rows with empty vectors),
+  // Without bias, 16-bit: the split kernel for E <= 256 (every shape and form, rows with empty vectors),
   // the whole-warp kernel's verified fast path above.
   [256, 8, "bf16", false, 0, large],
   [160, 5, "f16", false, 0, large],
   [96, 4, "f16", false, 0, large],
   [128, 8, "bf16", false, 16, mid],
+  [200, 6, "bf16", false, 0, mid],
+  [256, 8, "f16", false, 8, wide],
   [384, 8, "bf16", false, 0, large],
   // With a bias: the prefilter's candidate scratch in shared memory (hip/bias_prefilter.hpp).
   [256, 8, "bf16", true, 0, large],
