@@ -1,10 +1,10 @@
 // kernel_split.hpp: large batches of 16-bit logits without bias, k <= 8: a token's row split
 // over a few lanes. Each of the W lanes of a group takes V logits (V / 8 16-byte vectors,
 // interleaved so that each load instruction reads W * 16 contiguous bytes of the row), builds
-// their exact keys, keeps its best 8 (sorting networks: ts_best8_desc) and the group merges the
-// lanes' lists by butterfly in log2(W) steps (ts_butterfly_topk). Every key takes part and no
-// result is checked afterwards: the cost per token is the same on every row (ties, NaNs, all
-// equal), with no fallback to a second path.
+// keys that rank exactly as the semantics' keys (ts_split_ord16x2), keeps its best 8 (sorting
+// networks: ts_best8_desc) and the group merges the lanes' lists by butterfly in log2(W) steps
+// (ts_butterfly_topk). Every key takes part and no result is checked afterwards: the cost per
+// token is the same on every row (ties, NaNs, all equal), with no fallback to a second path.
 //
 // Why it exists: the whole-warp kernel (kernel_warp.hpp) spends a fixed amount per token on its
 // k rounds of redux.sync, on verifying the short lists and on redoing the rows that fail, which
@@ -130,9 +130,9 @@ __global__ void __launch_bounds__(kSplitBlock, (ts_split_blocks_per_sm<Prefetch,
   if (Prefetch && token < a.tokens) ts_split_load<W, V>(logits + token * a.row_stride, lane, a.experts, words);
   for (; token < a.tokens; token += stride) {  // uniform within a group
     if (!Prefetch) ts_split_load<W, V>(logits + token * a.row_stride, lane, a.experts, words);
-    // Exact keys (NaN at the bottom, -0 == +0), eight per vector; vectors past the row get
-    // key 0, below every real key. Rows that fill every lane (E = W * V) skip that masking, a
-    // select per key.
+    // Keys ranked as the exact ones (NaN at the bottom, -0 == +0), eight per vector; vectors
+    // past the row get key 0, below every real key. Rows that fill every lane (E = W * V) skip
+    // that masking, a select per key.
     Key keys[V];
     if (a.experts >= W * V) {  // uniform
       ts_split_keys<Dtype, W, V, false>(words, lane, a.experts, keys);
