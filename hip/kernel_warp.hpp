@@ -113,17 +113,21 @@ __device__ __forceinline__ void ts_best8_desc(const Key (&c)[V], Key (&top)[8]) 
   for (int j = 0; j < 8; ++j) top[j] = block[0][j];
 }
 
+// The owner of a round's winner drops its list head: a predicated shift, no branch.
+template <int L, class Key>
+__device__ __forceinline__ void ts_pop_head_if(Key (&list)[L], bool pop) {
+#pragma unroll
+  for (int j = 0; j < L - 1; ++j) list[j] = pop ? list[j + 1] : list[j];
+  list[L - 1] = pop ? Key(0) : list[L - 1];
+}
+
 // k rounds of group arg-max over the lanes' list heads. Keys are distinct, so exactly one lane
-// owns each winner; it pops its head (a predicated shift, no branch). Lane slot + r keeps round
-// r's winner.
+// owns each winner; it pops its head. Lane slot + r keeps round r's winner.
 template <int L, class Group, class Key>
 __device__ __forceinline__ void ts_round(const Group& group, Key (&list)[L], int r, int lane, int slot, Key& mine) {
   const Key winner = group.max(list[0]);
   if (lane == slot + r) mine = winner;
-  const bool pop = list[0] == winner;
-#pragma unroll
-  for (int j = 0; j < L - 1; ++j) list[j] = pop ? list[j + 1] : list[j];
-  list[L - 1] = pop ? Key(0) : list[L - 1];
+  ts_pop_head_if(list, list[0] == winner);
 }
 // With `unrolled` (small batches) k = 8, the common router setting, gets its rounds unrolled:
 // a small batch waits on this chain, and the loop's compare and branch sat between one round's
@@ -288,10 +292,7 @@ __device__ __forceinline__ void ts_weighted_rounds(const Group& group, Key (&lis
 #pragma unroll
   for (int r = 0; r < KR; ++r) {
     const Key winner = group.max(list[0]);
-    const bool pop = list[0] == winner;
-#pragma unroll
-    for (int j = 0; j < 7; ++j) list[j] = pop ? list[j + 1] : list[j];
-    list[7] = pop ? Key(0) : list[7];
+    ts_pop_head_if(list, list[0] == winner);
     const float w = ts_weight_of_logit_branchless(K::value_of(winner));
     if (lane == slot + r) {
       mine = winner;
