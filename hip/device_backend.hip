@@ -11,6 +11,7 @@
 #include "gpu_compat.h"
 #include "kernel_ck.hpp"
 #include "kernel_split.hpp"
+#include "kernel_split_bias.hpp"
 #include "kernel_warp.hpp"
 #include "status.h"
 #if defined(TS_PLATFORM_HIP)
@@ -285,44 +286,65 @@ inline bool ts_split_pays(int w, int k, int64_t tokens, int sms) {
 // 21.8; T=16384 E256 7.52 -> 7.40; at T=4096 it lost, 3.30 -> 3.45). 2 lanes of 64 for
 // E <= 128 lost at every size (T=65536 12.4 -> 12.8 us, T=4096 2.78 -> 3.73).
 constexpr int kSplitWideTokensPerSm = 64;
+// With a bias, the split bias kernel (kernel_split_bias.hpp) from 128 tokens per SM for E <= 128
+// and 256 above (H200, graph replay, bf16 k=8, inputs rotating past the L2, against the
+// whole-warp prefilter: T=65536 E128 31.7 -> 20.6 us, E200 44.0 -> 32.3, E256 38.1 -> 33.0;
+// T=16384 E128 10.3 -> 10.0 but E256 12.6 -> 13.3; T=4096 E128 5.6 -> 8.1, E256 6.4 -> 8.1).
+// Below that a batch is a few tokens per group, and its time is the latency of the slowest warp:
+// one token of the batch with a near-tie at the k-th place sends a warp through the exact path.
+inline bool ts_split_bias_pays(int w, int64_t tokens, int sms) { return tokens / sms >= (w == 4 ? 128 : 256); }
 // The prefetching form from 256 tokens per SM (T=65536 E128 13.3 -> 12.7 us, E256 23.3 -> 23.0;
 // at T=16384 it lost: 5.0 -> 5.1, 7.6 -> 7.7).
 constexpr int kSplitPrefetchTokensPerSm = 256;
 
-template <class Policy, int Dtype, int W, int V, bool Prefetch>
+template <class Policy, int Dtype, bool HasBias, int W, int V, bool Prefetch>
 void launch_split_shape(const ts_kernel_args& k, hipStream_t stream, int sms) {
   // Smaller blocks while the batch would leave SMs without two blocks.
   int threads = kSplitBlock;
   while (threads > 64 && static_cast<int64_t>(grid_for(k.tokens, threads / W)) < 2LL * sms) threads /= 2;
   const unsigned blocks = grid_for(k.tokens, threads / W);
-  const unsigned per_sm = static_cast<unsigned>(ts_split_blocks_per_sm<Prefetch, V>() * (kSplitBlock / threads));
+  static_assert(!(HasBias && Prefetch), "the split bias kernel has no prefetching form");
+  const int blocks_per_sm = HasBias ? kSplitBiasBlocksPerSm : ts_split_blocks_per_sm<Prefetch, V>();
+  const unsigned per_sm = static_cast<unsigned>(blocks_per_sm * (kSplitBlock / threads));
   const unsigned resident = static_cast<unsigned>(sms) * per_sm;
-  ts_split_kernel<Policy, Dtype, W, V, Prefetch><<<blocks < resident ? blocks : resident, threads, 0, stream>>>(k);
+  const unsigned grid = blocks < resident ? blocks : resident;
+  if constexpr (HasBias) ts_split_bias_kernel<Policy, Dtype, W, V><<<grid, threads, 0, stream>>>(k);
+  else ts_split_kernel<Policy, Dtype, W, V, Prefetch><<<grid, threads, 0, stream>>>(k);
 }
 
-template <class Policy, int Dtype, int W, int V>
+template <class Policy, int Dtype, bool HasBias, int W, int V>
 void launch_split_shape(const ts_kernel_args& k, hipStream_t stream, int sms) {
-  if (k.tokens >= static_cast<int64_t>(sms) * kSplitPrefetchTokensPerSm) {
-    launch_split_shape<Policy, Dtype, W, V, true>(k, stream, sms);
+  if constexpr (HasBias) {
+    launch_split_shape<Policy, Dtype, true, W, V, false>(k, stream, sms);
+  } else if (k.tokens >= static_cast<int64_t>(sms) * kSplitPrefetchTokensPerSm) {
+    launch_split_shape<Policy, Dtype, HasBias, W, V, true>(k, stream, sms);
   } else {
-    launch_split_shape<Policy, Dtype, W, V, false>(k, stream, sms);
+    launch_split_shape<Policy, Dtype, HasBias, W, V, false>(k, stream, sms);
   }
 }
 
-// Large batches of 16-bit logits without bias, k <= 8, E = 65..256 on rows of whole 16-byte
-// vectors: the split kernel where it pays (ts_split_pays). Returns whether it launched.
+// Large batches of 16-bit logits, k <= 8, E = 65..256 on rows of whole 16-byte vectors: the
+// split kernel (ts_split_pays) or with a bias the split bias kernel (ts_split_bias_pays) where
+// it pays. Returns whether it launched.
 template <class Policy, int Dtype, bool HasBias>
 bool launch_split(const ts_kernel_args& k, hipStream_t stream, int sms) {
-  if constexpr (HasBias || Dtype == TS_DTYPE_F32) {
+  if constexpr (Dtype == TS_DTYPE_F32) {
     return false;
+  } else if constexpr (HasBias) {
+    if (k.k > 8 || !k.vector_loads) return false;
+    const ts_warp_shape s = ts_pick_split_shape(k.experts);
+    if (s.w == 0 || !ts_split_bias_pays(s.w, k.tokens, sms)) return false;
+    if (s.w == 4) launch_split_shape<Policy, Dtype, true, 4, 32>(k, stream, sms);
+    else launch_split_shape<Policy, Dtype, true, 8, 32>(k, stream, sms);
+    return true;
   } else {
     if (k.k > 8 || !k.vector_loads) return false;
     const ts_warp_shape s = ts_pick_split_shape(k.experts);
     if (s.w == 0 || !ts_split_pays(s.w, k.k, k.tokens, sms)) return false;
-    if (s.w == 4) launch_split_shape<Policy, Dtype, 4, 32>(k, stream, sms);
+    if (s.w == 4) launch_split_shape<Policy, Dtype, false, 4, 32>(k, stream, sms);
     else if (k.tokens >= static_cast<int64_t>(sms) * kSplitWideTokensPerSm)
-      launch_split_shape<Policy, Dtype, 4, 64>(k, stream, sms);
-    else launch_split_shape<Policy, Dtype, 8, 32>(k, stream, sms);
+      launch_split_shape<Policy, Dtype, false, 4, 64>(k, stream, sms);
+    else launch_split_shape<Policy, Dtype, false, 8, 32>(k, stream, sms);
     return true;
   }
 }

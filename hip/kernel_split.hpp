@@ -108,6 +108,23 @@ __device__ __forceinline__ void ts_split_keys(const uint32_t (&words)[V / 2], in
   }
 }
 
+// Lane l's rank l * R + i (R ranks per lane) of a list the group holds in every lane: entry
+// i + m * R for m = l, picked by a tree of selects on the lane's bits (8 / R - 1 selects instead
+// of 7 compares and selects; lanes past 8 / R pick with their low bits and hold no rank).
+template <int R, class Key>
+__device__ __forceinline__ Key ts_split_pick(const Key (&top)[8], int lane, int i) {
+  constexpr int kCand = 8 / R;
+  Key cand[kCand];
+#pragma unroll
+  for (int m = 0; m < kCand; ++m) cand[m] = top[m * R + i];
+#pragma unroll
+  for (int b = 1; b < kCand; b <<= 1) {
+#pragma unroll
+    for (int m = 0; m < kCand; m += 2 * b) cand[m] = (lane & b) ? cand[m + b] : cand[m];
+  }
+  return cand[0];
+}
+
 // Prefetch: each group loads its next token's slice before sorting the current one, for the
 // largest batches (launch_split).
 template <class Policy, int Dtype, int W, int V, bool Prefetch>
@@ -146,24 +163,12 @@ __global__ void __launch_bounds__(kSplitBlock, (ts_split_blocks_per_sm<Prefetch,
     ts_best8_desc(keys, top);
     ts_butterfly_topk<W>(group, top);  // every lane of the group: the token's best 8, sorted
 
-    // Lane l's ranks l * kRanks + i: rank i + m * kRanks of the (uniform) list for m = l, picked
-    // by a tree of selects on the lane's bits (kCand - 1 selects instead of 7 compares and
-    // selects; lanes past 8 / kRanks pick with their low bits and hold no rank).
-    constexpr int kCand = 8 / kRanks;
     Key mine[kRanks];
     float w[kRanks];
 #pragma unroll
     for (int i = 0; i < kRanks; ++i) {
-      Key cand[kCand];
-#pragma unroll
-      for (int m = 0; m < kCand; ++m) cand[m] = top[m * kRanks + i];
-#pragma unroll
-      for (int b = 1; b < kCand; b <<= 1) {
-#pragma unroll
-        for (int m = 0; m < kCand; m += 2 * b) cand[m] = (lane & b) ? cand[m + b] : cand[m];
-      }
-      mine[i] = cand[0];
-      w[i] = ts_weight_of_logit(ts_split_value_of<Dtype>(static_cast<uint32_t>(cand[0])));
+      mine[i] = ts_split_pick<kRanks>(top, lane, i);
+      w[i] = ts_weight_of_logit(ts_split_value_of<Dtype>(static_cast<uint32_t>(mine[i])));
     }
     float sum = 0.0f;
     if (a.renormalize) {  // uniform

@@ -80,6 +80,20 @@ __device__ __forceinline__ void ts_sort_desc(Key (&c)[V]) {
   }
 }
 
+// a = the best 8 of two descending lists a and b, sorted descending: the elementwise max of a
+// and b reversed is a bitonic sequence holding them, which three half-cleaner stages sort.
+template <class Key>
+__device__ __forceinline__ void ts_fold_best8(Key (&a)[8], const Key (&b)[8]) {
+#pragma unroll
+  for (int j = 0; j < 8; ++j) a[j] = ts_umax(a[j], b[7 - j]);
+#pragma unroll
+  for (int stride = 4; stride > 0; stride >>= 1) {
+#pragma unroll
+    for (int i = 0; i < 8; ++i)
+      if ((i & stride) == 0) ts_cx(a, i, i + stride);
+  }
+}
+
 // The best 8 of a lane's V keys (V a multiple of 8), sorted descending: each block of 8 is
 // sorted with the 19-exchange network, then blocks fold pairwise: the elementwise max of one
 // block and the other reversed is a bitonic sequence holding the best 8 of both, which three
@@ -98,16 +112,7 @@ __device__ __forceinline__ void ts_best8_desc(const Key (&c)[V], Key (&top)[8]) 
 #pragma unroll
   for (int width = 1; width < kBlocks; width *= 2) {
 #pragma unroll
-    for (int b = 0; b + width < kBlocks; b += 2 * width) {
-#pragma unroll
-      for (int j = 0; j < 8; ++j) block[b][j] = ts_umax(block[b][j], block[b + width][7 - j]);
-#pragma unroll
-      for (int stride = 4; stride > 0; stride >>= 1) {
-#pragma unroll
-        for (int i = 0; i < 8; ++i)
-          if ((i & stride) == 0) ts_cx(block[b], i, i + stride);
-      }
-    }
+    for (int b = 0; b + width < kBlocks; b += 2 * width) ts_fold_best8(block[b], block[b + width]);
   }
 #pragma unroll
   for (int j = 0; j < 8; ++j) top[j] = block[0][j];

@@ -2,7 +2,7 @@
 // (hip/bias_prefilter.hpp). Runs ts_sigmoid_prefilter and the exact ts_sigmoid on every one of
 // the 2^32 fp32 bit patterns (every bf16 and fp16 logit is one of them) on the GPU it runs on
 // and prints one JSON line: the largest |exact - approx| over non-NaN inputs, in units of
-// 2^-16, and the count of inputs that break the prefilter's other assumptions (NaN in exactly
+// 2^-16 (the bound is 2^-20 = 1/16 of a unit), and the count of inputs that break the prefilter's other assumptions (NaN in exactly
 // one of the two, approx outside [0, 1]). tests/gpu.test.ts compiles and runs it with nvcc and
 // requires max <= kTsPrefilterSigmoidBound / 4 and no breaks.
 //   nvcc -O3 -std=c++17 -arch=sm_90 -I hip tests/approx_sigmoid_bound.cu -o /tmp/bound && /tmp/bound

@@ -222,8 +222,9 @@ gpuDescribe("GPU backends are byte-identical to the host backend", () => {
   }, 300_000);
 
   // With a bias the same large batches rank on a cheap score first and compute exact scores only
-  // for the candidates near the k-th (hip/bias_prefilter.hpp, NVIDIA); its result must still be
-  // the host's bytes, on rows and biases built to sit within a few ulps of the k-th place.
+  // for the candidates near the k-th (hip/bias_prefilter.hpp, NVIDIA; 16-bit E <= 256: the split
+  // bias kernel, below); its result must still be the host's bytes, on rows and biases built to
+  // sit within a few ulps of the k-th place.
   test("large batches with a bias (the prefilter): near-ties, ulp-apart and special biases, k <= 8", () => {
     const tokens = 4 * 64 * (info?.multiprocessors ?? 132) + 37;
     let i = 0;
@@ -238,6 +239,44 @@ gpuDescribe("GPU backends are byte-identical to the host backend", () => {
       }
     }
   }, 300_000);
+
+  // With a bias, 16-bit batches of E = 65..256 and k <= 8 from 128 tokens per SM (E <= 128) or
+  // 256 take the split bias kernel (hip/kernel_split_bias.hpp, NVIDIA): cheap fixed-point keys
+  // through the split kernel's networks, exact values for the winners, an exact recomputation for
+  // warps with a near-tie at the k-th place or a non-finite bias. Both shapes, rows with empty
+  // vectors, padded strides, every k; biases of the benchmark, large ones (the fixed point's
+  // scale follows the largest |b|), near-ties, and non-finite ones.
+  test("split bias kernel (E 72-256, 16-bit): both shapes, benchmark / large / near-tie / special biases, every k", () => {
+    const sms = info?.multiprocessors ?? 132;
+    let i = 0;
+    for (const tokens of [130 * sms + 5, 260 * sms + 3]) {
+      for (const experts of [72, 120, 128, 136, 200, 256]) {
+        for (const biasKind of ["benchmark", "large", "near-ties", "special"] as const) {
+          i++;
+          const dtype: "bf16" | "f16" = (i + (i >> 2)) % 2 === 0 ? "bf16" : "f16"; // both for every E and bias kind
+          const k = [8, 4, 6, 1, 7, 5, 2, 3][i % 8] as number;
+          const stride = experts + (i % 3 === 0 ? 16 : 0); // still 16-byte rows
+          let logits: Uint16Array;
+          let bias: Float32Array;
+          if (biasKind === "near-ties" || biasKind === "special") {
+            const made = makeBiasNearTies(1500 + i, tokens, experts, stride, dtype, biasKind === "special");
+            logits = made.logits as Uint16Array;
+            bias = made.bias;
+          } else {
+            logits =
+              i % 2 === 0
+                ? makeLogits16Adversarial(1500 + i, tokens, experts, stride, dtype)
+                : (makeLogits(1500 + i, tokens, experts, stride, dtype) as Uint16Array);
+            bias = makeBias(1500 + i, experts);
+            if (biasKind === "large")
+              for (let e = 0; e < experts; e++) bias[e] = (bias[e] as number) * (e % 7 === 0 ? 3e4 : 40);
+          }
+          const base = { experts, topk: k, dtype, bias, renormalize: i % 4 !== 1, scale: 2.5, rowStride: stride };
+          expect(warpAndAutoDifference(base, logits, tokens)).toBeUndefined();
+        }
+      }
+    }
+  }, 600_000);
 
   // The exhaustive checks: CUDA programs (tests/<name>.cu) built with nvcc for this card, each
   // printing one JSON line about all 2^32 fp32 inputs.
@@ -272,7 +311,7 @@ gpuDescribe("GPU backends are byte-identical to the host backend", () => {
         "approx_sigmoid_bound",
       );
       expect(report.breaks).toBe(0);
-      expect(report.max_abs_error).toBeLessThanOrEqual(2 ** -18);
+      expect(report.max_abs_error).toBeLessThanOrEqual(2 ** -22); // kTsPrefilterSigmoidBound / 4
       expect(exitCode).toBe(0);
     },
     120_000,

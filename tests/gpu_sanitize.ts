@@ -43,8 +43,13 @@ const cases: [number, number, Dtype, boolean, number, number][] = [
   [200, 6, "bf16", false, 0, mid],
   [256, 8, "f16", false, 8, wide],
   [384, 8, "bf16", false, 0, large],
-  // With a bias: the prefilter's candidate scratch in shared memory (hip/bias_prefilter.hpp).
+  // With a bias: 16-bit E <= 256 the split bias kernel (hip/kernel_split_bias.hpp; both shapes),
+  // above it the prefilter's candidate scratch in shared memory (hip/bias_prefilter.hpp), and
+  // below the split bias kernel's threshold the prefilter at E = 128.
   [256, 8, "bf16", true, 0, large],
+  [128, 8, "f16", true, 16, large],
+  [200, 5, "bf16", true, 0, large],
+  [128, 6, "bf16", true, 0, mid],
   [384, 3, "f16", true, 8, large],
 ];
 let failures = 0;
