@@ -67,6 +67,28 @@ __device__ __forceinline__ uint32_t ts_split_bias_key(float x, float ybias, floa
   return (ts_float_bits(y) << 9) | field;
 }
 
+// The cheap keys of vector c of a lane's slice (its four words), 0 for a vector past the row
+// (below NaN's q = 0 keys). Expert e = 8 * (c * W + lane) + i has field 511 - e = lane_field ^
+// (8 * c * W + i): the lane's bits and the vector's never overlap, and 511 - X == 511 ^ X for
+// X < 512.
+template <int Dtype, int W>
+__device__ __forceinline__ void ts_split_bias_vector_keys(uint32_t w0, uint32_t w1, uint32_t w2, uint32_t w3, int c,
+                                                          int lane, int experts, const float* bias_fixed, float scale,
+                                                          uint32_t lane_field, uint32_t (&keys)[8]) {
+  const int vec = c * W + lane;
+  const bool inside = vec * 8 < experts;
+  const float4 yb0 = reinterpret_cast<const float4*>(bias_fixed)[2 * vec];
+  const float4 yb1 = reinterpret_cast<const float4*>(bias_fixed)[2 * vec + 1];
+  const float yb[8] = {yb0.x, yb0.y, yb0.z, yb0.w, yb1.x, yb1.y, yb1.z, yb1.w};
+  const uint32_t words[4] = {w0, w1, w2, w3};
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+    const float x = ts_split_bias_logit<Dtype>(words[i >> 1], i & 1);
+    const uint32_t key = ts_split_bias_key(x, yb[i], scale, lane_field ^ static_cast<uint32_t>(8 * c * W + i));
+    keys[i] = inside ? key : 0u;
+  }
+}
+
 // ts_sigmoid(x) bit for bit, NaN in, NaN out, through ts_sigmoid_division: without the IEEE
 // division's slow-path branch several of them interleave (semantics.h; tests/sigmoid_branchless.cu
 // checks the division on every fp32 input).
@@ -88,8 +110,10 @@ __device__ __forceinline__ void ts_split_bias_exact(const uint16_t* row, uint32_
 
 // The exact best 8 of a lane's slice (64-bit keys of every logit, one 16-byte vector at a time
 // so that only 16 keys are live), merged over the group: the path of warps in which a token's
-// cheap check fails. Its latency is what such a warp adds, so the row is loaded at once and the
-// eight sigmoids of a vector are independent. Vectors past the row get key 0.
+// cheap check fails. Its latency is what such a warp adds to the batch (BENCHMARKS.md 31: about
+// 4 us at T=65536), so the loop is unrolled (the vectors' loads need not wait for each other)
+// and the eight sigmoids of a vector are independent, with no division branch. Vectors past the
+// row get key 0.
 template <int Dtype, int W, int V, class Group>
 __device__ __forceinline__ void ts_split_bias_exact_best8(const Group& group, const uint16_t* row, int lane,
                                                           int experts, const float* bias, uint64_t (&best)[8]) {
@@ -168,16 +192,14 @@ __global__ void __launch_bounds__(kSplitBlock, kSplitBiasBlocksPerSm) ts_split_b
   const int k = a.k;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * (static_cast<int>(blockDim.x) / W);
   const uint16_t* const logits = static_cast<const uint16_t*>(a.logits);
-  // Expert e = 8 * (c * W + lane) + i has field 511 - e = lane_field ^ (8 * c * W + i): the lane's
-  // bits and the vector's never overlap, and 511 - X == 511 ^ X for X < 512.
   const uint32_t lane_field = 511u ^ (8u * static_cast<uint32_t>(lane));
   uint64_t* const my_keys = rank_key + group_in_block * 8;
   float* const my_weights = rank_weight + group_in_block * 8;
 
   int64_t token = static_cast<int64_t>(blockIdx.x) * (static_cast<int>(blockDim.x) / W) + group_in_block;
-  // Every warp runs the same number of iterations (the grid-stride loop's bound is warp-uniform
-  // when blockDim.x / W tokens per block are a multiple of 32 / W) ... not always: the last pass
-  // has groups past T, which take part in the warp's collective steps with no token.
+  // The loop runs on the warp's first token, so every lane of a warp takes the same passes (the
+  // warp-wide votes and __syncwarp below need the whole warp); in the last pass, groups past T
+  // take part with no token (live = false).
   const int64_t warp_first = token - (static_cast<int>(threadIdx.x % TS_WAVE) / W);
   for (int64_t base_token = warp_first; base_token < a.tokens; base_token += stride) {
     const bool live = token < a.tokens;  // uniform within the group
@@ -185,21 +207,14 @@ __global__ void __launch_bounds__(kSplitBlock, kSplitBiasBlocksPerSm) ts_split_b
     uint32_t words[V / 2];
     ts_split_load<W, V>(row, lane, a.experts, words);
 
-    // Cheap keys: 8 per vector, vectors past the row key 0 (below NaN's q = 0 keys).
     uint32_t keys[V];
 #pragma unroll
     for (int c = 0; c < V / 8; ++c) {
-      const int vec = c * W + lane;
-      const bool inside = vec * 8 < a.experts;
-      const float4 yb0 = reinterpret_cast<const float4*>(bias_fixed)[2 * vec];
-      const float4 yb1 = reinterpret_cast<const float4*>(bias_fixed)[2 * vec + 1];
-      const float yb[8] = {yb0.x, yb0.y, yb0.z, yb0.w, yb1.x, yb1.y, yb1.z, yb1.w};
+      uint32_t vkeys[8];
+      ts_split_bias_vector_keys<Dtype, W>(words[4 * c], words[4 * c + 1], words[4 * c + 2], words[4 * c + 3], c, lane,
+                                          a.experts, bias_fixed, scale, lane_field, vkeys);
 #pragma unroll
-      for (int i = 0; i < 8; ++i) {
-        const float x = ts_split_bias_logit<Dtype>(words[4 * c + (i >> 1)], i & 1);
-        const uint32_t key = ts_split_bias_key(x, yb[i], scale, lane_field ^ static_cast<uint32_t>(8 * c * W + i));
-        keys[8 * c + i] = inside ? key : 0u;
-      }
+      for (int i = 0; i < 8; ++i) keys[8 * c + i] = vkeys[i];
     }
 
     uint32_t top[8];
