@@ -89,21 +89,14 @@ __device__ __forceinline__ void ts_split_bias_vector_keys(uint32_t w0, uint32_t 
   }
 }
 
-// ts_sigmoid(x) bit for bit, NaN in, NaN out, through ts_sigmoid_division: without the IEEE
-// division's slow-path branch several of them interleave (semantics.h; tests/sigmoid_branchless.cu
-// checks the division on every fp32 input).
-__device__ __forceinline__ float ts_split_bias_sigmoid(float x) {
-  const float e = ts_exp_minus_abs(x);
-  const float s = ts_sigmoid_division(x >= 0.0f ? 1.0f : e, TS_ADD(1.0f, e));
-  return ts_isnan(x) ? x : s;
-}
-
-// The exact (semantics) key, weight and expert of one logit.
+// The exact (semantics) key and weight of expert e's logit (ts_sigmoid_branchless: the same bits
+// as ts_sigmoid without the division's branch, so several interleave; tests/sigmoid_branchless.cu
+// checks it on every fp32 input).
 template <int Dtype>
 __device__ __forceinline__ void ts_split_bias_exact(const uint16_t* row, uint32_t e, const float* bias, uint64_t& key,
                                                     float& weight) {
   const float x = ts_input<Dtype>::to_float(row[e]);
-  const float score = ts_split_bias_sigmoid(x);
+  const float score = ts_sigmoid_branchless(x);
   key = ts_key64(ts_ord32(ts_biased_value_of_score(score, bias[e])), e);
   weight = ts_weight_of_score(x, score);
 }
@@ -131,7 +124,7 @@ __device__ __forceinline__ void ts_split_bias_exact_best8(const Group& group, co
       const uint32_t e = static_cast<uint32_t>(vec * 8 + i);
       const float x = ts_input<Dtype>::to_float(static_cast<uint16_t>(words[i >> 1] >> (16 * (i & 1))));
       const float b = vec * 8 < experts ? bias[e] : 0.0f;
-      const uint64_t key = ts_key64(ts_ord32(ts_biased_value_of_score(ts_split_bias_sigmoid(x), b)), e);
+      const uint64_t key = ts_key64(ts_ord32(ts_biased_value_of_score(ts_sigmoid_branchless(x), b)), e);
       block[i] = vec * 8 < experts ? key : 0u;
     }
     ts_sort_desc<8>(block);

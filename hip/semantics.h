@@ -114,11 +114,15 @@ TS_HD float ts_sigmoid_division(float n, float d) {
 // ranking value of one logit (the bias prefilter) and compute the sigmoid once.
 TS_HD float ts_weight_of_score(float x, float score) { return ts_isnan(x) ? 0.0f : score; }
 TS_HD float ts_weight_of_logit(float x) { return ts_isnan(x) ? 0.0f : ts_sigmoid(x); }
-// The same weight through ts_sigmoid_division (above); a NaN's garbage quotient is dropped.
-TS_HD float ts_weight_of_logit_branchless(float x) {
+// ts_sigmoid(x) bit for bit through ts_sigmoid_division (above), NaN in, NaN out (a NaN's
+// garbage quotient is replaced), and the weight made from it: the split bias kernel's exact
+// values and the warp kernel's Small form.
+TS_HD float ts_sigmoid_branchless(float x) {
   const float e = ts_exp_minus_abs(x);
-  return ts_weight_of_score(x, ts_sigmoid_division(x >= 0.0f ? 1.0f : e, TS_ADD(1.0f, e)));
+  const float s = ts_sigmoid_division(x >= 0.0f ? 1.0f : e, TS_ADD(1.0f, e));
+  return ts_isnan(x) ? x : s;
 }
+TS_HD float ts_weight_of_logit_branchless(float x) { return ts_weight_of_score(x, ts_sigmoid_branchless(x)); }
 
 // The ranking value with a correction bias: score + bias in fp32 (NaN logit -> NaN).
 TS_HD float ts_biased_value_of_score(float score, float bias) { return TS_ADD(score, bias); }
