@@ -12,6 +12,7 @@
 #include "kernel_ck.hpp"
 #include "kernel_split.hpp"
 #include "kernel_split_bias.hpp"
+#include "kernel_vector_select.hpp"
 #include "kernel_warp.hpp"
 #include "status.h"
 #if defined(TS_PLATFORM_HIP)
@@ -280,12 +281,6 @@ inline bool ts_split_pays(int w, int k, int64_t tokens, int sms) {
   if (w == 4) return per_sm >= 24;
   return per_sm >= 6 && (k > 3 || per_sm < 64);
 }
-// E = 129-256 as 4 lanes of 64 logits instead of 8 of 32 from 64 tokens per SM: one merge step
-// fewer and one fold more per lane, about 13% fewer ALU operations per token by count, at half
-// the blocks per SM (inputs rotating past the L2: T=65536 E256 22.3 -> 21.2 us, E200 23.3 ->
-// 21.8; T=16384 E256 7.52 -> 7.40; at T=4096 it lost, 3.30 -> 3.45). 2 lanes of 64 for
-// E <= 128 lost at every size (T=65536 12.4 -> 12.8 us, T=4096 2.78 -> 3.73).
-constexpr int kSplitWideTokensPerSm = 64;
 // With a bias, the split bias kernel (kernel_split_bias.hpp) from 128 tokens per SM for E <= 128
 // and 256 above (H200, graph replay, bf16 k=8, inputs rotating past the L2, against the
 // whole-warp prefilter: T=65536 E128 31.7 -> 20.6 us, E200 44.0 -> 32.3, E256 38.1 -> 33.0;
@@ -293,34 +288,34 @@ constexpr int kSplitWideTokensPerSm = 64;
 // Below that a batch is a few tokens per group, and its time is the latency of the slowest warp:
 // one token of the batch with a near-tie at the k-th place sends a warp through the exact path.
 inline bool ts_split_bias_pays(int w, int64_t tokens, int sms) { return tokens / sms >= (w == 4 ? 128 : 256); }
-// The prefetching form from 256 tokens per SM (T=65536 E128 13.3 -> 12.7 us, E256 23.3 -> 23.0;
-// at T=16384 it lost: 5.0 -> 5.1, 7.6 -> 7.7).
-constexpr int kSplitPrefetchTokensPerSm = 256;
+// Without bias, the vector select kernel (kernel_vector_select.hpp) for E = 65..512: from 64
+// tokens per SM up to E = 256, from 30 above (H200, graph replay, bf16 k=8, against the split and
+// whole-warp kernels: T=65536 E128 12.4 -> 11.1 us, E256 21.3 -> 16.1, E384 30.6 -> 21.7, E512
+// 36.3 -> 27.1; T=8448 E128 3.45 -> 3.37, E256 4.81 -> 4.40; T=4096 E384 4.48 -> 3.47, E512
+// 5.06 -> 4.10, but E128 2.78 -> 3.01 and E256 3.29 -> 3.70, where the split kernel's 8 x 32
+// shape keeps it).
+inline bool ts_vector_select_pays(int experts, int64_t tokens, int sms) {
+  if (experts <= 64 || experts > 512) return false;
+  return tokens / sms >= (experts <= 256 ? 64 : 30);
+}
 
-template <class Policy, int Dtype, bool HasBias, int W, int V, bool Prefetch>
+// One of the split family's kernels (Select: the vector select kernel; else the split bias or
+// split kernel) with one group of W lanes per token, as many blocks as stay resident at most.
+template <class Policy, int Dtype, bool HasBias, int W, int V, bool Select = false>
 void launch_split_shape(const ts_kernel_args& k, hipStream_t stream, int sms) {
   // Smaller blocks while the batch would leave SMs without two blocks.
   int threads = kSplitBlock;
   while (threads > 64 && static_cast<int64_t>(grid_for(k.tokens, threads / W)) < 2LL * sms) threads /= 2;
   const unsigned blocks = grid_for(k.tokens, threads / W);
-  static_assert(!(HasBias && Prefetch), "the split bias kernel has no prefetching form");
-  const int blocks_per_sm = HasBias ? kSplitBiasBlocksPerSm : ts_split_blocks_per_sm<Prefetch, V>();
+  const int blocks_per_sm = Select    ? ts_vector_select_blocks_per_sm<V>()
+                            : HasBias ? kSplitBiasBlocksPerSm
+                                      : kSplitBlocksPerSm;
   const unsigned per_sm = static_cast<unsigned>(blocks_per_sm * (kSplitBlock / threads));
   const unsigned resident = static_cast<unsigned>(sms) * per_sm;
   const unsigned grid = blocks < resident ? blocks : resident;
-  if constexpr (HasBias) ts_split_bias_kernel<Policy, Dtype, W, V><<<grid, threads, 0, stream>>>(k);
-  else ts_split_kernel<Policy, Dtype, W, V, Prefetch><<<grid, threads, 0, stream>>>(k);
-}
-
-template <class Policy, int Dtype, bool HasBias, int W, int V>
-void launch_split_shape(const ts_kernel_args& k, hipStream_t stream, int sms) {
-  if constexpr (HasBias) {
-    launch_split_shape<Policy, Dtype, true, W, V, false>(k, stream, sms);
-  } else if (k.tokens >= static_cast<int64_t>(sms) * kSplitPrefetchTokensPerSm) {
-    launch_split_shape<Policy, Dtype, HasBias, W, V, true>(k, stream, sms);
-  } else {
-    launch_split_shape<Policy, Dtype, HasBias, W, V, false>(k, stream, sms);
-  }
+  if constexpr (Select) ts_vector_select_kernel<Policy, Dtype, W, V><<<grid, threads, 0, stream>>>(k);
+  else if constexpr (HasBias) ts_split_bias_kernel<Policy, Dtype, W, V><<<grid, threads, 0, stream>>>(k);
+  else ts_split_kernel<Policy, Dtype, W, V><<<grid, threads, 0, stream>>>(k);
 }
 
 // Large batches of 16-bit logits, k <= 8, E = 65..256 on rows of whole 16-byte vectors: the
@@ -339,11 +334,17 @@ bool launch_split(const ts_kernel_args& k, hipStream_t stream, int sms) {
     return true;
   } else {
     if (k.k > 8 || !k.vector_loads) return false;
+    if (ts_vector_select_pays(k.experts, k.tokens, sms)) {
+      const ts_warp_shape s = ts_pick_vector_select_shape(k.experts);
+      if (s.w == 4 && s.v == 32) launch_split_shape<Policy, Dtype, false, 4, 32, true>(k, stream, sms);
+      else if (s.w == 4) launch_split_shape<Policy, Dtype, false, 4, 64, true>(k, stream, sms);
+      else if (s.v == 48) launch_split_shape<Policy, Dtype, false, 8, 48, true>(k, stream, sms);
+      else launch_split_shape<Policy, Dtype, false, 8, 64, true>(k, stream, sms);
+      return true;
+    }
     const ts_warp_shape s = ts_pick_split_shape(k.experts);
     if (s.w == 0 || !ts_split_pays(s.w, k.k, k.tokens, sms)) return false;
     if (s.w == 4) launch_split_shape<Policy, Dtype, false, 4, 32>(k, stream, sms);
-    else if (k.tokens >= static_cast<int64_t>(sms) * kSplitWideTokensPerSm)
-      launch_split_shape<Policy, Dtype, false, 4, 64>(k, stream, sms);
     else launch_split_shape<Policy, Dtype, false, 8, 32>(k, stream, sms);
     return true;
   }

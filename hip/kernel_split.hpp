@@ -27,24 +27,18 @@ constexpr int kSplitBlock = 256;
 // pay: E <= 64 (narrow groups of the warp kernel already split the row there) and E > 256. At
 // E = 384 and 512 sixteen lanes of 24 or 32 logits sort and merge more than the whole-warp
 // kernel's short lists cost (H200, T=65536 k=8 bf16: 31.0 -> 38.1 us and 36.3 -> 46.0).
-// E = 129-256 takes 8 lanes of 32 logits here; launch_split widens them to 4 lanes of 64 for
-// the largest batches.
+// Without bias it runs below the vector select kernel's batch sizes (device_backend.hip).
 inline ts_warp_shape ts_pick_split_shape(int experts) {
   if (experts <= 64 || experts > 256) return {0, 0};
   return experts <= 128 ? ts_warp_shape{4, 32} : ts_warp_shape{8, 32};
 }
 
-// Blocks per SM the kernel keeps registers for. 32 logits per lane: 40 registers, or 64 for the
-// prefetching form (at 48 it spilled); 64 logits per lane: 76, or 110-112 with the prefetch.
-// The grid is that many blocks per SM and each group loops over tokens, which the prefetch
-// needs (H200, T=65536 k=8 bf16: E128 12.9 us with one token per group and as many blocks as
-// that takes, 13.4 with the loop alone, 12.7 with the prefetch; eight blocks of 32 registers
-// measured the same as six at T=65536 and lost at T <= 16384).
-template <bool Prefetch, int V>
-__host__ __device__ constexpr int ts_split_blocks_per_sm() {
-  if (V > 32) return Prefetch ? 2 : 3;
-  return Prefetch ? 4 : 6;
-}
+// Blocks per SM the kernel keeps registers for (40 registers at 32 logits per lane). The grid is
+// that many blocks per SM and each group loops over tokens (H200, T=65536 k=8 bf16: eight blocks
+// of 32 registers measured the same as six at T=65536 and lost at T <= 16384). The largest
+// batches, where a prefetching form (64 registers) and 4 lanes of 64 logits for E > 128 paid,
+// now take the vector select kernel.
+constexpr int kSplitBlocksPerSm = 6;
 
 // Lane l's slice of a row: vector c is the row's vector c * W + l, so the group reads W * 16
 // contiguous bytes per instruction. E is a multiple of 8 here (vector_loads), so vectors lie
@@ -125,11 +119,8 @@ __device__ __forceinline__ Key ts_split_pick(const Key (&top)[8], int lane, int 
   return cand[0];
 }
 
-// Prefetch: each group loads its next token's slice before sorting the current one, for the
-// largest batches (launch_split).
-template <class Policy, int Dtype, int W, int V, bool Prefetch>
-__global__ void __launch_bounds__(kSplitBlock, (ts_split_blocks_per_sm<Prefetch, V>()))
-    ts_split_kernel(const ts_kernel_args a) {
+template <class Policy, int Dtype, int W, int V>
+__global__ void __launch_bounds__(kSplitBlock, kSplitBlocksPerSm) ts_split_kernel(const ts_kernel_args a) {
   static_assert(Dtype != TS_DTYPE_F32, "16-bit logits: 32-bit keys");
   static_assert(V % 8 == 0 && W >= 2 && W <= 16, "whole 16-byte vectors, a group inside one warp");
   using K = ts_keys<Dtype, false>;
@@ -143,10 +134,9 @@ __global__ void __launch_bounds__(kSplitBlock, (ts_split_blocks_per_sm<Prefetch,
   const int64_t stride = static_cast<int64_t>(gridDim.x) * tokens_per_block;
   const uint16_t* const logits = static_cast<const uint16_t*>(a.logits);
   int64_t token = static_cast<int64_t>(blockIdx.x) * tokens_per_block + static_cast<int>(threadIdx.x) / W;
-  uint32_t words[V / 2];
-  if (Prefetch && token < a.tokens) ts_split_load<W, V>(logits + token * a.row_stride, lane, a.experts, words);
   for (; token < a.tokens; token += stride) {  // uniform within a group
-    if (!Prefetch) ts_split_load<W, V>(logits + token * a.row_stride, lane, a.experts, words);
+    uint32_t words[V / 2];
+    ts_split_load<W, V>(logits + token * a.row_stride, lane, a.experts, words);
     // Keys ranked as the exact ones (NaN at the bottom, -0 == +0), eight per vector; vectors
     // past the row get key 0, below every real key. Rows that fill every lane (E = W * V) skip
     // that masking, a select per key.
@@ -156,8 +146,6 @@ __global__ void __launch_bounds__(kSplitBlock, (ts_split_blocks_per_sm<Prefetch,
     } else {
       ts_split_keys<Dtype, W, V, true>(words, lane, a.experts, keys);
     }
-    if (Prefetch && token + stride < a.tokens)
-      ts_split_load<W, V>(logits + (token + stride) * a.row_stride, lane, a.experts, words);
 
     Key top[8];
     ts_best8_desc(keys, top);

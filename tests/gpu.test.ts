@@ -179,12 +179,13 @@ gpuDescribe("GPU backends are byte-identical to the host backend", () => {
 
   // The warp kernel's verified fast path (hip/kernel_warp.hpp) runs for 16-bit logits without
   // bias, k <= 8, whole-warp groups, once a batch lets each group route several tokens
-  // (T >= 2 * 64 * multiprocessors). It ranks on cheap keys that are exact only for positive
+  // (T >= 2 * 64 * multiprocessors); on 16-byte rows of E <= 512 the vector select kernel takes
+  // those batches, so E > 512 here. It ranks on cheap keys that are exact only for positive
   // winners and trusts a check, so the rows here aim at that check.
   test("large 16-bit batches without bias (the verified fast path): adversarial rows, k <= 8", () => {
     const tokens = 4 * 64 * (info?.multiprocessors ?? 132) + 37;
     let i = 0;
-    for (const experts of [72, 128, 136, 200, 256, 264, 320, 384, 392, 448, 512]) {
+    for (const experts of [520, 640, 768, 896, 1024]) {
       for (const dtype of ["bf16", "f16"] as const) {
         i++;
         const k = [1, 2, 3, 4, 5, 6, 7, 8][i % 8] as number;
@@ -198,13 +199,12 @@ gpuDescribe("GPU backends are byte-identical to the host backend", () => {
 
   // The split kernel (hip/kernel_split.hpp, NVIDIA) routes 16-bit batches without bias, k <= 8,
   // E = 65..256 on 16-byte rows, from 24 tokens per SM (E <= 128) or 6 (E <= 256; k <= 3 only
-  // below 64 per SM), E > 128 as 4 lanes of 64 logits from 64 per SM, and prefetches from 256
-  // per SM: every shape and form here, rows that fill every lane (E = 128, 256) and rows that
-  // leave vectors empty, padded strides, every k.
-  test("split kernel (E 72-256, 16-bit, no bias): every shape and form, adversarial and benchmark rows, every k", () => {
+  // below 64 per SM) up to the vector select kernel's 64 per SM: both shapes here, rows that fill
+  // every lane (E = 128, 256) and rows that leave vectors empty, padded strides, every k.
+  test("split kernel (E 72-256, 16-bit, no bias): both shapes, adversarial and benchmark rows, every k", () => {
     const sms = info?.multiprocessors ?? 132;
     let i = 0;
-    for (const tokens of [30 * sms + 5, 100 * sms + 7, 256 * sms + 3]) {
+    for (const tokens of [30 * sms + 5, 60 * sms + 7]) {
       for (const experts of [72, 120, 128, 136, 200, 256]) {
         for (const dtype of ["bf16", "f16"] as const) {
           i++;
@@ -221,22 +221,51 @@ gpuDescribe("GPU backends are byte-identical to the host backend", () => {
     }
   }, 300_000);
 
+  // The vector select kernel (hip/kernel_vector_select.hpp, NVIDIA) routes 16-bit batches
+  // without bias, k <= 8, E = 65..512 on 16-byte rows from 64 tokens per SM: each vector's maximum
+  // (NaN-ignoring bf16x2 / f16x2 max) picks the 8 vectors that hold the best 8, whose exact keys
+  // are then sorted. The rows it must not get wrong: the best value repeated across vectors (the
+  // lower vector must win), few levels (ties at the 8th place in many vectors), subnormals and
+  // zeros of both signs on top, NaNs (all-NaN vectors, all-NaN rows), infinities; every shape
+  // (4 x 4, 4 x 8, 8 x 6, 8 x 8 vectors), rows that leave lanes' vectors empty, padded strides.
+  test("vector select kernel (E 72-512, 16-bit, no bias): adversarial and benchmark rows, every k", () => {
+    const sms = info?.multiprocessors ?? 132;
+    let i = 0;
+    for (const tokens of [64 * sms + 3, 256 * sms + 29]) {
+      for (const experts of [72, 120, 128, 136, 200, 256, 264, 320, 384, 392, 448, 512]) {
+        for (const dtype of ["bf16", "f16"] as const) {
+          i++;
+          const k = [8, 3, 5, 1, 7, 6, 2, 4][i % 8] as number;
+          const stride = experts + (i % 3 === 1 ? 24 : 0); // still 16-byte rows
+          const logits =
+            i % 2 === 0
+              ? makeLogits16Adversarial(1700 + i, tokens, experts, stride, dtype)
+              : (makeLogits(1700 + i, tokens, experts, stride, dtype) as Uint16Array);
+          const base = { experts, topk: k, dtype, renormalize: i % 4 !== 3, scale: 1.25, rowStride: stride };
+          expect(warpAndAutoDifference(base, logits, tokens)).toBeUndefined();
+        }
+      }
+    }
+  }, 300_000);
+
   // With a bias the same large batches rank on a cheap score first and compute exact scores only
-  // for the candidates near the k-th (hip/bias_prefilter.hpp, NVIDIA; 16-bit E <= 256: the split
-  // bias kernel, below); its result must still be the host's bytes, on rows and biases built to
-  // sit within a few ulps of the k-th place.
+  // for the candidates near the k-th (hip/bias_prefilter.hpp, NVIDIA); its result must still be
+  // the host's bytes, on rows and biases built to sit within a few ulps of the k-th place. At 256
+  // tokens per SM the 16-bit batches of E <= 256 take the split bias kernel (below), so those E
+  // also run at 100 tokens per SM, under its thresholds (ts_split_bias_pays), on the prefilter.
   test("large batches with a bias (the prefilter): near-ties, ulp-apart and special biases, k <= 8", () => {
-    const tokens = 4 * 64 * (info?.multiprocessors ?? 132) + 37;
+    const sms = info?.multiprocessors ?? 132;
     let i = 0;
     for (const experts of [72, 128, 200, 256, 320, 384, 448, 512]) {
-      for (const dtype of dtypeList) {
-        i++;
-        const k = [1, 2, 3, 4, 5, 6, 7, 8][(i * 3) % 8] as number;
-        const stride = experts + (i % 3 === 0 ? 8 : 0);
-        const { logits, bias } = makeBiasNearTies(1300 + i, tokens, experts, stride, dtype, i % 4 === 0);
-        const base = { experts, topk: k, dtype, bias, renormalize: i % 2 === 0, scale: 1.5, rowStride: stride };
-        expect(warpAndAutoDifference(base, logits, tokens)).toBeUndefined();
-      }
+      for (const tokens of experts <= 256 ? [100 * sms + 7, 256 * sms + 37] : [256 * sms + 37])
+        for (const dtype of dtypeList) {
+          i++;
+          const k = [1, 2, 3, 4, 5, 6, 7, 8][(i * 3) % 8] as number;
+          const stride = experts + (i % 3 === 0 ? 8 : 0);
+          const { logits, bias } = makeBiasNearTies(1300 + i, tokens, experts, stride, dtype, i % 4 === 0);
+          const base = { experts, topk: k, dtype, bias, renormalize: i % 2 === 0, scale: 1.5, rowStride: stride };
+          expect(warpAndAutoDifference(base, logits, tokens)).toBeUndefined();
+        }
     }
   }, 300_000);
 

@@ -21,10 +21,9 @@ if (deviceCount() === 0) {
 // bias prefilter, with winners and candidates in shared memory: racecheck's business).
 const sms = deviceInfo().multiprocessors;
 const large = 4 * 64 * sms + 37;
-// Between the split kernel's thresholds (hip/kernel_split.hpp): its forms without the prefetch,
-// 8 lanes of 32 logits and 4 of 64 for E > 128.
+// Below the vector select kernel's thresholds (device_backend.hip): the split kernel for
+// 16-bit E <= 256 without bias (hip/kernel_split.hpp, both shapes).
 const mid = 30 * sms + 5;
-const wide = 100 * sms + 7;
 const cases: [number, number, Dtype, boolean, number, number][] = [
   // experts, k, dtype, bias, stride pad, tokens
   [3, 2, "f32", false, 0, 37],
@@ -34,15 +33,17 @@ const cases: [number, number, Dtype, boolean, number, number][] = [
   [384, 8, "f32", false, 1, 37],
   [1024, 32, "bf16", true, 0, 37],
   [4096, 16, "f16", false, 0, 37],
-  // Without bias, 16-bit: the split kernel for E <= 256 (every shape and form, rows with empty vectors),
-  // the whole-warp kernel's verified fast path above.
+  // Without bias, 16-bit: the vector select kernel for E = 65..512 (hip/kernel_vector_select.hpp,
+  // every shape, rows with empty vectors), the split kernel below its thresholds, the whole-warp
+  // kernel's verified fast path above E = 512.
   [256, 8, "bf16", false, 0, large],
   [160, 5, "f16", false, 0, large],
   [96, 4, "f16", false, 0, large],
+  [384, 8, "bf16", false, 0, large],
+  [448, 7, "f16", false, 8, large],
   [128, 8, "bf16", false, 16, mid],
   [200, 6, "bf16", false, 0, mid],
-  [256, 8, "f16", false, 8, wide],
-  [384, 8, "bf16", false, 0, large],
+  [1024, 8, "bf16", false, 0, large],
   // With a bias: 16-bit E <= 256 the split bias kernel (hip/kernel_split_bias.hpp; both shapes),
   // above it the prefilter's candidate scratch in shared memory (hip/bias_prefilter.hpp), and
   // below the split bias kernel's threshold the prefilter at E = 128.

@@ -1,0 +1,228 @@
+// kernel_vector_select.hpp: large batches of 16-bit logits without bias, k <= 8, E = 65..512 on
+// rows of whole 16-byte vectors (NVIDIA): a token's row split over a few lanes, as in the split
+// kernel, but most logits are never sorted.
+//
+// A row is E / 8 vectors of 8 logits (experts 8c .. 8c + 7 in vector c). Pass 1 keeps only each
+// vector's maximum (three NaN-ignoring bf16x2 / f16x2 max instructions and half of a fourth per
+// vector, a NaN only where all eight are) as a vector key: (the maximum's orderable value,
+// 0xffff - c), the word a logit's key is with c for the index. The best 8 vector keys of the row
+// hold its best 8 logits: a logit x in any other vector u is beaten by each chosen vector v's
+// maximum (above x, or equal to x with v < u, so a lower index), 8 distinct logits. Pass 2 reads
+// the 8 chosen vectors again (the group has just read them: L1), builds their 64 exact keys and
+// keeps the best 8 with the split kernel's networks and butterfly merge. Every row costs the
+// same (ties, NaNs, all equal): no check, no fallback.
+//
+// Why: the split kernel (kernel_split.hpp) and the whole-warp kernel sort or rank every logit,
+// about 16 ALU operations per logit on sm_90, where compares, min/max, PRMT and logic run at half
+// the FP32 rate (BENCHMARKS.md, "What limits"). Here a logit outside the chosen vectors costs
+// about one ALU operation, and the networks run on 64 keys per token whatever E is.
+//
+// Shapes: 4 lanes of 4 vectors (E <= 128) or 8 (E <= 256), each lane then re-reading two chosen
+// vectors; 8 lanes of 6 or 8 vectors (E <= 384, 512), each re-reading one. The epilogue is the
+// split kernel's: lane l holds ranks l * R .. l * R + R - 1 (R = 8 / W).
+#ifndef TOPK_SIGMOID_KERNEL_VECTOR_SELECT_HPP
+#define TOPK_SIGMOID_KERNEL_VECTOR_SELECT_HPP
+
+#include "kernel_split.hpp"
+
+// Per 16-bit half, the larger of two 16-bit floats, ignoring a NaN (a NaN only where both are):
+// max.bf16x2 / max.f16x2, one instruction. Only the order of the result matters here, and
+// ts_split_ord16x2 of it is the order of the larger element (-0 and +0 have one order, any NaN
+// the bottom one).
+template <int Dtype>
+__device__ __forceinline__ uint32_t ts_max16x2(uint32_t a, uint32_t b) {
+#if defined(TS_PLATFORM_CUDA) && defined(__CUDA_ARCH__)
+  uint32_t m;
+  if constexpr (Dtype == TS_DTYPE_BF16) asm("max.bf16x2 %0, %1, %2;" : "=r"(m) : "r"(a), "r"(b));
+  else asm("max.f16x2 %0, %1, %2;" : "=r"(m) : "r"(a), "r"(b));
+  return m;
+#else
+  uint32_t m = 0;
+  for (int s = 0; s < 32; s += 16) {
+    const uint16_t ha = static_cast<uint16_t>(a >> s), hb = static_cast<uint16_t>(b >> s);
+    const float fa = ts_input<Dtype>::to_float(ha), fb = ts_input<Dtype>::to_float(hb);
+    const uint16_t h = ts_isnan(fa) ? hb : ts_isnan(fb) ? ha : (fa >= fb ? ha : hb);
+    m |= static_cast<uint32_t>(h) << s;
+  }
+  return m;
+#endif
+}
+
+// The maxima of two vectors (words a[0..3] and b[0..3]) in one word, vector a's in the low half.
+template <int Dtype>
+__device__ __forceinline__ uint32_t ts_vector_max_pair(const uint4& a, const uint4& b) {
+  const uint32_t ma = ts_max16x2<Dtype>(ts_max16x2<Dtype>(a.x, a.y), ts_max16x2<Dtype>(a.z, a.w));
+  const uint32_t mb = ts_max16x2<Dtype>(ts_max16x2<Dtype>(b.x, b.y), ts_max16x2<Dtype>(b.z, b.w));
+  // (ma.lo, mb.lo) against (ma.hi, mb.hi): both vectors' even and odd halves in one max.
+  return ts_max16x2<Dtype>(__byte_perm(ma, mb, 0x5410), __byte_perm(ma, mb, 0x7632));
+}
+
+// The logit inside a key (ts_split_value_of's value) with the hardware's exact f16 -> f32
+// conversion: eight unrolled ts_split_value_of, whose software f16 conversion loops over a
+// subnormal's bits, made nvcc 13.0's cicc crash (a segmentation fault) in this kernel.
+template <int Dtype>
+__device__ __forceinline__ float ts_vector_select_logit(uint32_t key) {
+  const uint32_t ord = key >> 16;
+  const uint32_t h = ord >= 0x8000u ? ord & 0x7fffu : (0x10000u - ord) & 0xffffu;
+  float x;
+#if defined(TS_PLATFORM_CUDA) && defined(__CUDA_ARCH__)
+  if constexpr (Dtype == TS_DTYPE_BF16) {
+    x = ts_bits_float(h << 16);
+  } else {
+    asm("cvt.f32.f16 %0, %1;" : "=f"(x) : "h"(static_cast<uint16_t>(h)));
+  }
+#else
+  x = ts_input<Dtype>::to_float(static_cast<uint16_t>(h));
+#endif
+  return ord == 0u ? ts_bits_float(0x7fc00000u) : x;
+}
+
+// Lanes per token and logits per lane (W, V) for E experts, or {0, 0} outside E = 65..512.
+inline ts_warp_shape ts_pick_vector_select_shape(int experts) {
+  if (experts <= 64 || experts > 512) return {0, 0};
+  if (experts <= 128) return {4, 32};
+  if (experts <= 256) return {4, 64};
+  return experts <= 384 ? ts_warp_shape{8, 48} : ts_warp_shape{8, 64};
+}
+
+// Blocks of kSplitBlock threads per SM the kernel keeps registers for: 32 registers at V = 32,
+// 54-64 above (H200, T=65536 E128: 6 blocks 11.8 us, 8 blocks 11.4).
+template <int V>
+__host__ __device__ constexpr int ts_vector_select_blocks_per_sm() {
+  return V > 32 ? 4 : 8;
+}
+
+// The keys of a lane's vectors' maxima (ts_split_load's layout: local vector c is the row's
+// vector c * W + lane), sorted descending, padded with zero keys to S (4 or 8). Vectors past the
+// row get key 0, below every real key.
+template <int Dtype, int W, int V, int S>
+__device__ __forceinline__ void ts_vector_keys(const uint32_t (&words)[V / 2], int lane, int vectors,
+                                               uint32_t (&keys)[S]) {
+  constexpr int kVectors = V / 8;
+  static_assert(kVectors % 2 == 0 && kVectors <= S && (S == 4 || S == 8), "pairs of vectors, 4 or 8 keys");
+#pragma unroll
+  for (int c = 0; c < kVectors; c += 2) {
+    const uint4 a = make_uint4(words[4 * c], words[4 * c + 1], words[4 * c + 2], words[4 * c + 3]);
+    const uint4 b = make_uint4(words[4 * c + 4], words[4 * c + 5], words[4 * c + 6], words[4 * c + 7]);
+    const uint32_t ord = ts_split_ord16x2<Dtype>(ts_vector_max_pair<Dtype>(a, b));
+    const int va = c * W + lane, vb = va + W;
+    keys[c] = va < vectors ? (ord << 16) | ts_index_field(static_cast<uint32_t>(va)) : 0u;
+    keys[c + 1] = vb < vectors ? (ord & 0xffff0000u) | ts_index_field(static_cast<uint32_t>(vb)) : 0u;
+  }
+#pragma unroll
+  for (int c = kVectors; c < S; ++c) keys[c] = 0u;
+  ts_sort_desc<S>(keys);
+}
+
+// Lane l's chosen vectors (8 / W of them) among the group's best 8 vector keys.
+// - 4 lanes of 8 keys: step 1 (lanes l, l ^ 1) folds the two sorted lists into the sorted best 8
+//   of both, the same list in both lanes; step 2 (l, l ^ 2) needs only the set, the elementwise
+//   maximum of the list and the partner's reversed: S in lanes 0 and 1, S reversed in lanes 2
+//   and 3, so lane l takes entries 2 (l & 1) and 2 (l & 1) + 1 of its own (lane 0 S0 S1, lane 1
+//   S2 S3, lane 2 S7 S6, lane 3 S5 S4). No sort after the last exchange.
+// - Otherwise the butterfly merge of sorted 8-lists (ts_butterfly_topk) and a pick by rank: at
+//   4 lanes of 4 keys the form above measured slower (H200, E128 T=16384 4.70 -> 4.93 us, T=4096
+//   2.75 -> 3.01), though it has fewer ALU operations.
+template <int W, int S, class Group>
+__device__ __forceinline__ void ts_choose_vectors(const Group& group, const uint32_t (&keys)[S], int lane,
+                                                  uint32_t (&pick)[8 / W]) {
+  if constexpr (W == 4 && S == 8) {
+    uint32_t m[8], other[8], far[8], set[4];
+#pragma unroll
+    for (int i = 0; i < 8; ++i) m[i] = keys[i];
+#pragma unroll
+    for (int i = 0; i < 8; ++i) other[i] = group.xor_read(keys[i], 1);
+    ts_fold_best8(m, other);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) far[i] = group.xor_read(m[i], 2);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) set[i] = ts_umax(m[i], far[7 - i]);
+    const bool odd = (lane & 1) != 0;
+    pick[0] = odd ? set[2] : set[0];
+    pick[1] = odd ? set[3] : set[1];
+  } else {
+    uint32_t all[8];
+#pragma unroll
+    for (int j = 0; j < 8; ++j) all[j] = j < S ? keys[j % S] : 0u;
+    ts_butterfly_topk<W>(group, all);
+#pragma unroll
+    for (int i = 0; i < 8 / W; ++i) pick[i] = ts_split_pick<8 / W>(all, lane, i);
+  }
+}
+
+template <class Policy, int Dtype, int W, int V>
+__global__ void __launch_bounds__(kSplitBlock, (ts_vector_select_blocks_per_sm<V>()))
+    ts_vector_select_kernel(const ts_kernel_args a) {
+  static_assert(Dtype != TS_DTYPE_F32, "16-bit logits: 32-bit keys");
+  static_assert((W == 4 || W == 8) && W * V >= 128 && V % 16 == 0, "4 or 8 lanes, pairs of vectors");
+  using Key = uint32_t;
+  constexpr int kRanks = 8 / W;                // ranks per lane, and chosen vectors per lane
+  constexpr int kSortKeys = V / 8 <= 4 ? 4 : 8;  // a lane's vector keys, padded
+  const int tokens_per_block = static_cast<int>(blockDim.x) / W;
+  const int lane = static_cast<int>(threadIdx.x) & (W - 1);
+  const typename Policy::template Group<W> group(static_cast<int>(threadIdx.x % TS_WAVE));
+  const int k = a.k;
+  const int vectors = a.experts / 8;  // vector_loads: E is a multiple of 8
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * tokens_per_block;
+  const uint16_t* const logits = static_cast<const uint16_t*>(a.logits);
+  for (int64_t token = static_cast<int64_t>(blockIdx.x) * tokens_per_block + static_cast<int>(threadIdx.x) / W;
+       token < a.tokens; token += stride) {  // uniform within a group
+    const uint16_t* const row = logits + token * a.row_stride;
+    uint32_t words[V / 2];
+    ts_split_load<W, V>(row, lane, a.experts, words);
+
+    // Pass 1: the vectors this lane re-reads, from the group's best 8 vector keys.
+    Key vkeys[kSortKeys];
+    ts_vector_keys<Dtype, W, V>(words, lane, vectors, vkeys);
+    Key chosen[kRanks];
+    ts_choose_vectors<W>(group, vkeys, lane, chosen);
+
+    // Pass 2: the chosen vectors' exact keys, the lane's best 8 of them, merged over the group.
+    uint4 v[kRanks];
+#pragma unroll
+    for (int i = 0; i < kRanks; ++i) {
+      chosen[i] = ts_key_index(chosen[i]);  // the vector's index
+      v[i] = *reinterpret_cast<const uint4*>(row + chosen[i] * 8);
+    }
+    Key keys[8 * kRanks];
+#pragma unroll
+    for (int i = 0; i < kRanks; ++i) {
+      const uint32_t o[4] = {ts_split_ord16x2<Dtype>(v[i].x), ts_split_ord16x2<Dtype>(v[i].y),
+                             ts_split_ord16x2<Dtype>(v[i].z), ts_split_ord16x2<Dtype>(v[i].w)};
+      Key vk[8];
+      ts_lane_pair_keys<8>(o, static_cast<int>(chosen[i]) * 8, vk);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) keys[8 * i + j] = vk[j];
+    }
+    Key top[8];
+    ts_best8_desc(keys, top);
+    ts_butterfly_topk<W>(group, top);  // every lane of the group: the token's best 8, sorted
+
+    Key mine[kRanks];
+    float w[kRanks];
+#pragma unroll
+    for (int i = 0; i < kRanks; ++i) {
+      mine[i] = ts_split_pick<kRanks>(top, lane, i);
+      w[i] = ts_weight_of_logit(ts_vector_select_logit<Dtype>(mine[i]));
+    }
+    float sum = 0.0f;
+    if (a.renormalize) {  // uniform
+#pragma unroll
+      for (int r = 0; r < 8; ++r) {
+        const float part = group.read(w[r % kRanks], (r / kRanks) & (W - 1));
+        sum = r < k ? TS_ADD(sum, part) : sum;
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < kRanks; ++i) {
+      const int rank = lane * kRanks + i;
+      if (rank < k) {
+        const int64_t o = token * k + rank;
+        a.weights[o] = ts_final_weight(w[i], sum, a.renormalize != 0, a.scale);
+        a.indices[o] = static_cast<int32_t>(ts_key_index(mine[i]));
+      }
+    }
+  }
+}
+
+#endif  // TOPK_SIGMOID_KERNEL_VECTOR_SELECT_HPP
