@@ -1,5 +1,6 @@
-// kernel_split.hpp: large batches of 16-bit logits without bias, k <= 8: a token's row split
-// over a few lanes. Each of the W lanes of a group takes V logits (V / 8 16-byte vectors,
+// kernel_split.hpp: mid-size batches of 16-bit logits without bias, k <= 8, E = 65..256 (the
+// largest take the vector select kernel, kernel_vector_select.hpp, which shares this file's
+// layout and epilogue): a token's row split over a few lanes. Each of the W lanes of a group takes V logits (V / 8 16-byte vectors,
 // interleaved so that each load instruction reads W * 16 contiguous bytes of the row), builds
 // keys that rank exactly as the semantics' keys (ts_split_ord16x2), keeps its best 8 (sorting
 // networks: ts_best8_desc) and the group merges the lanes' lists by butterfly in log2(W) steps

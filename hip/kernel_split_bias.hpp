@@ -41,7 +41,7 @@
 constexpr int kSplitBiasMaxExperts = 256;  // W * V of every shape (ts_pick_split_shape)
 
 // Blocks per SM the kernel keeps registers for: 64 registers, no spills (sm_90, sm_80). A form that
-// prefetched the next row, as the split kernel's does, needed 80 at 3 blocks, spilled a few bytes
+// prefetched the next row, as the split kernel's did before 8d63da7, needed 80 at 3 blocks, spilled a few bytes
 // in its exact path and measured the same (H200, T=65536 with bias: E128 20.4-20.8 us vs 20.6,
 // E256 32.7-33.0 vs 33.2), so there is none.
 constexpr int kSplitBiasBlocksPerSm = 4;
