@@ -120,18 +120,59 @@ __device__ __forceinline__ Key ts_split_pick(const Key (&top)[8], int lane, int 
   return cand[0];
 }
 
+// The logit inside a key built from ts_split_ord16x2, for ts_split_epilogue.
+template <int Dtype>
+struct ts_split_logit {
+  __device__ float operator()(uint32_t key) const { return ts_split_value_of<Dtype>(key); }
+};
+
+// The split family's epilogue, for a token whose best 8 keys (sorted, ts_split_ord16x2's kind)
+// every lane of the group holds: lane l takes ranks l * R .. l * R + R - 1 (R = 8 / W, at least
+// one), computes their weights from LogitOf(key), reads the others' over the group in rank order
+// for the renormalisation's sum (the same additions in the same order as every backend) and
+// stores its ranks.
+template <int W, class Group, class LogitOf>
+__device__ __forceinline__ void ts_split_epilogue(const ts_kernel_args& a, const Group& group,
+                                                  const uint32_t (&top)[8], int lane, int64_t token,
+                                                  LogitOf logit_of) {
+  constexpr int kRanks = 8 / W > 0 ? 8 / W : 1;
+  const int k = a.k;
+  uint32_t mine[kRanks];
+  float w[kRanks];
+#pragma unroll
+  for (int i = 0; i < kRanks; ++i) {
+    mine[i] = ts_split_pick<kRanks>(top, lane, i);
+    w[i] = ts_weight_of_logit(logit_of(mine[i]));
+  }
+  float sum = 0.0f;
+  if (a.renormalize) {  // uniform
+#pragma unroll
+    for (int r = 0; r < 8; ++r) {
+      const float part = group.read(w[r % kRanks], (r / kRanks) & (W - 1));
+      sum = r < k ? TS_ADD(sum, part) : sum;
+    }
+  }
+#pragma unroll
+  for (int i = 0; i < kRanks; ++i) {
+    const int rank = lane * kRanks + i;
+    if (rank < k) {
+      const int64_t o = token * k + rank;
+      a.weights[o] = ts_final_weight(w[i], sum, a.renormalize != 0, a.scale);
+      a.indices[o] = static_cast<int32_t>(ts_key_index(mine[i]));
+    }
+  }
+}
+
 template <class Policy, int Dtype, int W, int V>
 __global__ void __launch_bounds__(kSplitBlock, kSplitBlocksPerSm) ts_split_kernel(const ts_kernel_args a) {
   static_assert(Dtype != TS_DTYPE_F32, "16-bit logits: 32-bit keys");
   static_assert(V % 8 == 0 && W >= 2 && W <= 16, "whole 16-byte vectors, a group inside one warp");
   using K = ts_keys<Dtype, false>;
   using Key = typename K::Key;
-  constexpr int kRanks = 8 / W > 0 ? 8 / W : 1;  // ranks per lane (k <= 8)
   const int tokens_per_block = static_cast<int>(blockDim.x) / W;
 
   const int lane = static_cast<int>(threadIdx.x) & (W - 1);
   const typename Policy::template Group<W> group(static_cast<int>(threadIdx.x % TS_WAVE));
-  const int k = a.k;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * tokens_per_block;
   const uint16_t* const logits = static_cast<const uint16_t*>(a.logits);
   int64_t token = static_cast<int64_t>(blockIdx.x) * tokens_per_block + static_cast<int>(threadIdx.x) / W;
@@ -152,30 +193,7 @@ __global__ void __launch_bounds__(kSplitBlock, kSplitBlocksPerSm) ts_split_kerne
     ts_best8_desc(keys, top);
     ts_butterfly_topk<W>(group, top);  // every lane of the group: the token's best 8, sorted
 
-    Key mine[kRanks];
-    float w[kRanks];
-#pragma unroll
-    for (int i = 0; i < kRanks; ++i) {
-      mine[i] = ts_split_pick<kRanks>(top, lane, i);
-      w[i] = ts_weight_of_logit(ts_split_value_of<Dtype>(static_cast<uint32_t>(mine[i])));
-    }
-    float sum = 0.0f;
-    if (a.renormalize) {  // uniform
-#pragma unroll
-      for (int r = 0; r < 8; ++r) {
-        const float part = group.read(w[r % kRanks], (r / kRanks) & (W - 1));
-        sum = r < k ? TS_ADD(sum, part) : sum;
-      }
-    }
-#pragma unroll
-    for (int i = 0; i < kRanks; ++i) {
-      const int rank = lane * kRanks + i;
-      if (rank < k) {
-        const int64_t o = token * k + rank;
-        a.weights[o] = ts_final_weight(w[i], sum, a.renormalize != 0, a.scale);
-        a.indices[o] = static_cast<int32_t>(ts_key_index(static_cast<uint32_t>(mine[i])));
-      }
-    }
+    ts_split_epilogue<W>(a, group, top, lane, token, ts_split_logit<Dtype>());
   }
 }
 

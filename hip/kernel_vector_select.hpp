@@ -58,24 +58,27 @@ __device__ __forceinline__ uint32_t ts_vector_max_pair(const uint4& a, const uin
 }
 
 // The logit inside a key (ts_split_value_of's value) with the hardware's exact f16 -> f32
-// conversion: eight unrolled ts_split_value_of, whose software f16 conversion loops over a
-// subnormal's bits, made nvcc 13.0's cicc crash (a segmentation fault) in this kernel.
+// conversion: in a one-token-per-lane draft of this kernel, eight unrolled ts_split_value_of,
+// whose software f16 conversion loops over a subnormal's bits, made nvcc 13.0's cicc crash (a
+// segmentation fault).
 template <int Dtype>
-__device__ __forceinline__ float ts_vector_select_logit(uint32_t key) {
-  const uint32_t ord = key >> 16;
-  const uint32_t h = ord >= 0x8000u ? ord & 0x7fffu : (0x10000u - ord) & 0xffffu;
-  float x;
+struct ts_vector_select_logit {
+  __device__ float operator()(uint32_t key) const {
+    const uint32_t ord = key >> 16;
+    const uint32_t h = ord >= 0x8000u ? ord & 0x7fffu : (0x10000u - ord) & 0xffffu;
+    float x;
 #if defined(TS_PLATFORM_CUDA) && defined(__CUDA_ARCH__)
-  if constexpr (Dtype == TS_DTYPE_BF16) {
-    x = ts_bits_float(h << 16);
-  } else {
-    asm("cvt.f32.f16 %0, %1;" : "=f"(x) : "h"(static_cast<uint16_t>(h)));
-  }
+    if constexpr (Dtype == TS_DTYPE_BF16) {
+      x = ts_bits_float(h << 16);
+    } else {
+      asm("cvt.f32.f16 %0, %1;" : "=f"(x) : "h"(static_cast<uint16_t>(h)));
+    }
 #else
-  x = ts_input<Dtype>::to_float(static_cast<uint16_t>(h));
+    x = ts_input<Dtype>::to_float(static_cast<uint16_t>(h));
 #endif
-  return ord == 0u ? ts_bits_float(0x7fc00000u) : x;
-}
+    return ord == 0u ? ts_bits_float(0x7fc00000u) : x;
+  }
+};
 
 // Lanes per token and logits per lane (W, V) for E experts, or {0, 0} outside E = 65..512.
 inline ts_warp_shape ts_pick_vector_select_shape(int experts) {
@@ -161,7 +164,6 @@ __global__ void __launch_bounds__(kSplitBlock, (ts_vector_select_blocks_per_sm<V
   const int tokens_per_block = static_cast<int>(blockDim.x) / W;
   const int lane = static_cast<int>(threadIdx.x) & (W - 1);
   const typename Policy::template Group<W> group(static_cast<int>(threadIdx.x % TS_WAVE));
-  const int k = a.k;
   const int vectors = a.experts / 8;  // vector_loads: E is a multiple of 8
   const int64_t stride = static_cast<int64_t>(gridDim.x) * tokens_per_block;
   const uint16_t* const logits = static_cast<const uint16_t*>(a.logits);
@@ -198,30 +200,7 @@ __global__ void __launch_bounds__(kSplitBlock, (ts_vector_select_blocks_per_sm<V
     ts_best8_desc(keys, top);
     ts_butterfly_topk<W>(group, top);  // every lane of the group: the token's best 8, sorted
 
-    Key mine[kRanks];
-    float w[kRanks];
-#pragma unroll
-    for (int i = 0; i < kRanks; ++i) {
-      mine[i] = ts_split_pick<kRanks>(top, lane, i);
-      w[i] = ts_weight_of_logit(ts_vector_select_logit<Dtype>(mine[i]));
-    }
-    float sum = 0.0f;
-    if (a.renormalize) {  // uniform
-#pragma unroll
-      for (int r = 0; r < 8; ++r) {
-        const float part = group.read(w[r % kRanks], (r / kRanks) & (W - 1));
-        sum = r < k ? TS_ADD(sum, part) : sum;
-      }
-    }
-#pragma unroll
-    for (int i = 0; i < kRanks; ++i) {
-      const int rank = lane * kRanks + i;
-      if (rank < k) {
-        const int64_t o = token * k + rank;
-        a.weights[o] = ts_final_weight(w[i], sum, a.renormalize != 0, a.scale);
-        a.indices[o] = static_cast<int32_t>(ts_key_index(mine[i]));
-      }
-    }
+    ts_split_epilogue<W>(a, group, top, lane, token, ts_vector_select_logit<Dtype>());
   }
 }
 

@@ -112,6 +112,40 @@ function warpAndAutoDifference(
   return undefined;
 }
 
+/**
+ * 16-bit rows without bias over tokens x experts x {bf16, f16} (case i = 1, 2, ...): adversarial
+ * rows for even i, the benchmark's for odd, k = ks[i % 8], rows padded by pad(i) elements (16-byte
+ * rows kept), `warp` and `auto` against the host. The first difference, or undefined.
+ */
+function noBias16Sweep(o: {
+  tokens: number[];
+  experts: number[];
+  seed: number;
+  ks: number[];
+  pad: (i: number) => number;
+  renormalize: (i: number) => boolean;
+  scale: number;
+}): string | undefined {
+  let i = 0;
+  for (const tokens of o.tokens) {
+    for (const experts of o.experts) {
+      for (const dtype of ["bf16", "f16"] as const) {
+        i++;
+        const stride = experts + o.pad(i);
+        const logits =
+          i % 2 === 0
+            ? makeLogits16Adversarial(o.seed + i, tokens, experts, stride, dtype)
+            : (makeLogits(o.seed + i, tokens, experts, stride, dtype) as Uint16Array);
+        const topk = o.ks[i % 8] as number;
+        const base = { experts, topk, dtype, renormalize: o.renormalize(i), scale: o.scale, rowStride: stride };
+        const diff = warpAndAutoDifference(base, logits, tokens);
+        if (diff) return diff;
+      }
+    }
+  }
+  return undefined;
+}
+
 gpuDescribe("GPU backends are byte-identical to the host backend", () => {
   for (const [ei, experts] of warpExperts.entries()) {
     test(`E=${experts}: every k, dtype, T in {1,7,256,4097}, bias and renormalize mixed, strided rows`, () => {
@@ -203,22 +237,16 @@ gpuDescribe("GPU backends are byte-identical to the host backend", () => {
   // every lane (E = 128, 256) and rows that leave vectors empty, padded strides, every k.
   test("split kernel (E 72-256, 16-bit, no bias): both shapes, adversarial and benchmark rows, every k", () => {
     const sms = info?.multiprocessors ?? 132;
-    let i = 0;
-    for (const tokens of [30 * sms + 5, 60 * sms + 7]) {
-      for (const experts of [72, 120, 128, 136, 200, 256]) {
-        for (const dtype of ["bf16", "f16"] as const) {
-          i++;
-          const k = [8, 4, 6, 1, 7, 5, 2, 3][i % 8] as number;
-          const stride = experts + (i % 3 === 0 ? 16 : 0); // still 16-byte rows
-          const logits =
-            i % 2 === 0
-              ? makeLogits16Adversarial(1300 + i, tokens, experts, stride, dtype)
-              : (makeLogits(1300 + i, tokens, experts, stride, dtype) as Uint16Array);
-          const base = { experts, topk: k, dtype, renormalize: i % 4 !== 1, scale: 2.5, rowStride: stride };
-          expect(warpAndAutoDifference(base, logits, tokens)).toBeUndefined();
-        }
-      }
-    }
+    const sweep = {
+      tokens: [30 * sms + 5, 60 * sms + 7],
+      experts: [72, 120, 128, 136, 200, 256],
+      seed: 1300,
+      ks: [8, 4, 6, 1, 7, 5, 2, 3],
+      pad: (i: number) => (i % 3 === 0 ? 16 : 0),
+      renormalize: (i: number) => i % 4 !== 1,
+      scale: 2.5,
+    };
+    expect(noBias16Sweep(sweep)).toBeUndefined();
   }, 300_000);
 
   // The vector select kernel (hip/kernel_vector_select.hpp, NVIDIA) routes 16-bit batches
@@ -230,22 +258,16 @@ gpuDescribe("GPU backends are byte-identical to the host backend", () => {
   // (4 x 4, 4 x 8, 8 x 6, 8 x 8 vectors), rows that leave lanes' vectors empty, padded strides.
   test("vector select kernel (E 72-512, 16-bit, no bias): adversarial and benchmark rows, every k", () => {
     const sms = info?.multiprocessors ?? 132;
-    let i = 0;
-    for (const tokens of [64 * sms + 3, 256 * sms + 29]) {
-      for (const experts of [72, 120, 128, 136, 200, 256, 264, 320, 384, 392, 448, 512]) {
-        for (const dtype of ["bf16", "f16"] as const) {
-          i++;
-          const k = [8, 3, 5, 1, 7, 6, 2, 4][i % 8] as number;
-          const stride = experts + (i % 3 === 1 ? 24 : 0); // still 16-byte rows
-          const logits =
-            i % 2 === 0
-              ? makeLogits16Adversarial(1700 + i, tokens, experts, stride, dtype)
-              : (makeLogits(1700 + i, tokens, experts, stride, dtype) as Uint16Array);
-          const base = { experts, topk: k, dtype, renormalize: i % 4 !== 3, scale: 1.25, rowStride: stride };
-          expect(warpAndAutoDifference(base, logits, tokens)).toBeUndefined();
-        }
-      }
-    }
+    const sweep = {
+      tokens: [64 * sms + 3, 256 * sms + 29],
+      experts: [72, 120, 128, 136, 200, 256, 264, 320, 384, 392, 448, 512],
+      seed: 1700,
+      ks: [8, 3, 5, 1, 7, 6, 2, 4],
+      pad: (i: number) => (i % 3 === 1 ? 24 : 0),
+      renormalize: (i: number) => i % 4 !== 3,
+      scale: 1.25,
+    };
+    expect(noBias16Sweep(sweep)).toBeUndefined();
   }, 300_000);
 
   // With a bias the same large batches rank on a cheap score first and compute exact scores only
