@@ -292,8 +292,8 @@ inline bool ts_split_bias_pays(int w, int64_t tokens, int sms) { return tokens /
 // tokens per SM up to E = 256, from 30 above (H200, graph replay, bf16 k=8, against the split and
 // whole-warp kernels: T=65536 E128 12.4 -> 11.1 us, E256 21.3 -> 16.1, E384 30.6 -> 21.7, E512
 // 36.3 -> 27.1; T=8448 E128 3.45 -> 3.37, E256 4.81 -> 4.40; T=4096 E384 4.48 -> 3.47, E512
-// 5.06 -> 4.10, but E128 2.78 -> 3.01 and E256 3.29 -> 3.70, where the split kernel's 8 x 32
-// shape keeps it).
+// 5.06 -> 4.10; but E256 3.29 -> 3.70, where the split kernel's 8 x 32 shape keeps it, and
+// E128 2.78 -> 2.75, within noise, so E <= 128 shares the 64).
 inline bool ts_vector_select_pays(int experts, int64_t tokens, int sms) {
   if (experts <= 64 || experts > 512) return false;
   return tokens / sms >= (experts <= 256 ? 64 : 30);
