@@ -274,13 +274,12 @@ void launch_warp_shape(ts_kernel_args k, hipStream_t stream, int multiprocessors
 //  - 4 lanes per token (E <= 128) from T = 24 per SM (k=8: T=4096 2.89 -> 2.45 us, T=65536
 //    20.0 -> 13.3; k=1 T=65536 16.0 -> 13.2; T=2048 2.33 vs 2.36, T=1024 2.08 vs 2.30);
 //  - 8 lanes (E <= 256) from 6 per SM (k=8: T=1024 2.24 -> 2.19, T=2048 2.57 -> 2.26; T=512
-//    even), except k <= 3 from 64 per SM on (k=2: T=16384 7.3 vs 7.6 us, T=65536 20.3 vs
-//    23.3; k=4 T=65536 24.2 -> 23.3).
-inline bool ts_split_pays(int w, int k, int64_t tokens, int sms) {
-  const int64_t per_sm = tokens / sms;
-  if (w == 4) return per_sm >= 24;
-  return per_sm >= 6 && (k > 3 || per_sm < 64);
-}
+//    even).
+// From 64 per SM the vector select kernel takes these batches first (ts_vector_select_pays),
+// k <= 3 included, where the warp kernel had beaten this one (k=2: T=16384 7.3 vs 7.6 us,
+// T=65536 20.3 vs 23.3) and the vector select kernel's cost, like this one's, does not fall
+// with k (k=8: 6.3 and 16.0 us).
+inline bool ts_split_pays(int w, int64_t tokens, int sms) { return tokens / sms >= (w == 4 ? 24 : 6); }
 // With a bias, the split bias kernel (kernel_split_bias.hpp) from 128 tokens per SM for E <= 128
 // and 256 above (H200, graph replay, bf16 k=8, inputs rotating past the L2, against the
 // whole-warp prefilter: T=65536 E128 31.7 -> 20.6 us, E200 44.0 -> 32.3, E256 38.1 -> 33.0;
@@ -318,9 +317,10 @@ void launch_split_shape(const ts_kernel_args& k, hipStream_t stream, int sms) {
   else ts_split_kernel<Policy, Dtype, W, V><<<grid, threads, 0, stream>>>(k);
 }
 
-// Large batches of 16-bit logits, k <= 8, E = 65..256 on rows of whole 16-byte vectors: the
-// split kernel (ts_split_pays) or with a bias the split bias kernel (ts_split_bias_pays) where
-// it pays. Returns whether it launched.
+// Large batches of 16-bit logits, k <= 8, on rows of whole 16-byte vectors: without bias the
+// vector select kernel (E = 65..512, ts_vector_select_pays) or below its batch sizes the split
+// kernel (E = 65..256, ts_split_pays), with a bias the split bias kernel (E = 65..256,
+// ts_split_bias_pays), where they pay. Returns whether it launched.
 template <class Policy, int Dtype, bool HasBias>
 bool launch_split(const ts_kernel_args& k, hipStream_t stream, int sms) {
   if constexpr (Dtype == TS_DTYPE_F32) {
@@ -343,7 +343,7 @@ bool launch_split(const ts_kernel_args& k, hipStream_t stream, int sms) {
       return true;
     }
     const ts_warp_shape s = ts_pick_split_shape(k.experts);
-    if (s.w == 0 || !ts_split_pays(s.w, k.k, k.tokens, sms)) return false;
+    if (s.w == 0 || !ts_split_pays(s.w, k.tokens, sms)) return false;
     if (s.w == 4) launch_split_shape<Policy, Dtype, false, 4, 32>(k, stream, sms);
     else launch_split_shape<Policy, Dtype, false, 8, 32>(k, stream, sms);
     return true;
