@@ -75,14 +75,19 @@ __device__ __forceinline__ uint32_t ts_split_ord16x2(uint32_t x) {
   return ord & ~nan;
 }
 
+// The 16-bit float behind the orderable half ord of a key built from ts_split_ord16x2 (ord > 0;
+// +0 for either zero).
+__host__ __device__ __forceinline__ uint16_t ts_split_half_of(uint32_t ord) {
+  return static_cast<uint16_t>(ord >= 0x8000u ? ord & 0x7fffu : (0x10000u - ord) & 0xffffu);
+}
+
 // The logit inside a key built from ts_split_ord16x2 (NaN for NaN, +0 for either zero), the
 // value ts_keys16::value_of gives for the same expert's exact key.
 template <int Dtype>
 __host__ __device__ __forceinline__ float ts_split_value_of(uint32_t key) {
   const uint32_t ord = key >> 16;
   if (ord == 0u) return ts_bits_float(0x7fc00000u);
-  const uint32_t h = ord >= 0x8000u ? ord & 0x7fffu : (0x10000u - ord) & 0xffffu;
-  return ts_input<Dtype>::to_float(static_cast<uint16_t>(h));
+  return ts_input<Dtype>::to_float(ts_split_half_of(ord));
 }
 
 // The keys of a lane's slice (ts_split_load's layout), ranked as the exact keys are; with

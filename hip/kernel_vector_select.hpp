@@ -65,16 +65,16 @@ template <int Dtype>
 struct ts_vector_select_logit {
   __device__ float operator()(uint32_t key) const {
     const uint32_t ord = key >> 16;
-    const uint32_t h = ord >= 0x8000u ? ord & 0x7fffu : (0x10000u - ord) & 0xffffu;
+    const uint16_t h = ts_split_half_of(ord);
     float x;
 #if defined(TS_PLATFORM_CUDA) && defined(__CUDA_ARCH__)
     if constexpr (Dtype == TS_DTYPE_BF16) {
-      x = ts_bits_float(h << 16);
+      x = ts_bits_float(static_cast<uint32_t>(h) << 16);
     } else {
-      asm("cvt.f32.f16 %0, %1;" : "=f"(x) : "h"(static_cast<uint16_t>(h)));
+      asm("cvt.f32.f16 %0, %1;" : "=f"(x) : "h"(h));
     }
 #else
-    x = ts_input<Dtype>::to_float(static_cast<uint16_t>(h));
+    x = ts_input<Dtype>::to_float(h);
 #endif
     return ord == 0u ? ts_bits_float(0x7fc00000u) : x;
   }
