@@ -306,7 +306,7 @@ void launch_split_shape(const ts_kernel_args& k, hipStream_t stream, int sms) {
   int threads = kSplitBlock;
   while (threads > 64 && static_cast<int64_t>(grid_for(k.tokens, threads / W)) < 2LL * sms) threads /= 2;
   const unsigned blocks = grid_for(k.tokens, threads / W);
-  const int blocks_per_sm = Select    ? ts_vector_select_blocks_per_sm<V>()
+  const int blocks_per_sm = Select    ? ts_vector_select_blocks_per_sm<W, V>()
                             : HasBias ? kSplitBiasBlocksPerSm
                                       : kSplitBlocksPerSm;
   const unsigned per_sm = static_cast<unsigned>(blocks_per_sm * (kSplitBlock / threads));
@@ -335,11 +335,18 @@ bool launch_split(const ts_kernel_args& k, hipStream_t stream, int sms) {
   } else {
     if (k.k > 8 || !k.vector_loads) return false;
     if (ts_vector_select_pays(k.experts, k.tokens, sms)) {
-      const ts_warp_shape s = ts_pick_vector_select_shape(k.experts);
-      if (s.w == 4 && s.v == 32) launch_split_shape<Policy, Dtype, false, 4, 32, true>(k, stream, sms);
-      else if (s.w == 4) launch_split_shape<Policy, Dtype, false, 4, 64, true>(k, stream, sms);
-      else if (s.v == 48) launch_split_shape<Policy, Dtype, false, 8, 48, true>(k, stream, sms);
-      else launch_split_shape<Policy, Dtype, false, 8, 64, true>(k, stream, sms);
+      const ts_warp_shape s = ts_pick_vector_select_shape(k.experts, k.tokens, sms);
+      if (s.w == 8) {
+        if (s.v == 48) launch_split_shape<Policy, Dtype, false, 8, 48, true>(k, stream, sms);
+        else launch_split_shape<Policy, Dtype, false, 8, 64, true>(k, stream, sms);
+      } else {
+        switch (s.v) {
+          case 32: launch_split_shape<Policy, Dtype, false, 4, 32, true>(k, stream, sms); break;
+          case 64: launch_split_shape<Policy, Dtype, false, 4, 64, true>(k, stream, sms); break;
+          case 96: launch_split_shape<Policy, Dtype, false, 4, 96, true>(k, stream, sms); break;
+          default: launch_split_shape<Policy, Dtype, false, 4, 128, true>(k, stream, sms); break;
+        }
+      }
       return true;
     }
     const ts_warp_shape s = ts_pick_split_shape(k.experts);

@@ -17,9 +17,10 @@
 // the FP32 rate (BENCHMARKS.md, "What limits"). Here a logit outside the chosen vectors costs
 // about one ALU operation, and the networks run on 64 keys per token whatever E is.
 //
-// Shapes: 4 lanes of 4 vectors (E <= 128) or 8 (E <= 256), each lane then re-reading two chosen
-// vectors; 8 lanes of 6 or 8 vectors (E <= 384, 512), each re-reading one. The epilogue is the
-// split kernel's: lane l holds ranks l * R .. l * R + R - 1 (R = 8 / W).
+// Shapes: 4 lanes of 4, 8, 12 or 16 vectors (E <= 128, 256, 384, 512), each lane then re-reading
+// two chosen vectors; for E > 256 below ts_vector_select_four_lanes_pay's batch sizes, 8 lanes of
+// 6 or 8 vectors, each re-reading one. The epilogue is the split kernel's: lane l holds ranks
+// l * R .. l * R + R - 1 (R = 8 / W).
 #ifndef TOPK_SIGMOID_KERNEL_VECTOR_SELECT_HPP
 #define TOPK_SIGMOID_KERNEL_VECTOR_SELECT_HPP
 
@@ -80,41 +81,72 @@ struct ts_vector_select_logit {
   }
 };
 
+// Whether E > 256 takes 4 lanes per token rather than 8. Four lanes run two exchanges per
+// butterfly instead of three (at 8 lanes the two butterflies were about 190 of 416 ALU operations
+// per lane), for a best 8 of 16 where 8 lanes sort 8, about 25% fewer ALU operations per token;
+// but each lane holds twice the row, the kernel keeps 4 blocks per SM at 62-64 registers, and a
+// group of 8 tokens per warp waits on twice the loads. H200, graph replay, bf16 k=8, interleaved:
+// T=65536 E384 21.9 -> 20.0 us, E512 27.1 -> 24.7; T=16384 E384 7.2 -> 7.1, E512 8.8 -> 8.5; but
+// T=4096 (31 per SM) E384 3.47 -> 3.75, E512 4.11 -> 4.30 and T=6336 (48) 4.32 -> 4.57, 4.91 ->
+// 5.08; even at T=8448 (64 per SM) for E384 (5.00 -> 4.96), E512 5.72 -> 5.58, T=12672 E512
+// 7.45 -> 6.99.
+inline bool ts_vector_select_four_lanes_pay(int64_t tokens, int sms) { return tokens / sms >= 64; }
+
 // Lanes per token and logits per lane (W, V) for E experts, or {0, 0} outside E = 65..512.
-inline ts_warp_shape ts_pick_vector_select_shape(int experts) {
+inline ts_warp_shape ts_pick_vector_select_shape(int experts, int64_t tokens, int sms) {
   if (experts <= 64 || experts > 512) return {0, 0};
   if (experts <= 128) return {4, 32};
   if (experts <= 256) return {4, 64};
+  if (ts_vector_select_four_lanes_pay(tokens, sms)) return experts <= 384 ? ts_warp_shape{4, 96} : ts_warp_shape{4, 128};
   return experts <= 384 ? ts_warp_shape{8, 48} : ts_warp_shape{8, 64};
 }
 
 // Blocks of kSplitBlock threads per SM the kernel keeps registers for: 32 registers at V = 32,
-// 54-64 above (H200, T=65536 E128: 6 blocks 11.8 us, 8 blocks 11.4).
-template <int V>
+// 47-64 above (H200, T=65536 E128: 6 blocks 11.8 us, 8 blocks 11.4). The 8 x 8-vector shape
+// (E > 256 below 64 tokens per SM) fits 5 at 48 registers (H200, graph replay, bf16 k=8,
+// interleaved: E512 T=4096 4.08 -> 3.79 us, T=6336 4.87 -> 4.77); the 4 x 8 shape did not gain
+// from 5 where it matters (E256 T=65536 16.2 -> 16.6 us, though T=16384 6.20 -> 6.04), and 6
+// lost (17.6). On sm_80 the 4 x 16 shape would spill at 64 registers, so its device code is
+// built for 3 blocks per SM there (the host sizes the grid for 4: the extra blocks wait for a
+// slot, the loop is a grid stride).
+template <int W, int V>
 __host__ __device__ constexpr int ts_vector_select_blocks_per_sm() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
+  if (V > 96) return 3;
+#endif
+  if (W == 8 && V == 64) return 5;
   return V > 32 ? 4 : 8;
 }
 
 // The keys of a lane's vectors' maxima (ts_split_load's layout: local vector c is the row's
 // vector c * W + lane), sorted descending, padded with zero keys to S (4 or 8). Vectors past the
 // row get key 0, below every real key.
+// A lane of more than 8 vectors keeps the best 8 of its keys (padded to 16).
 template <int Dtype, int W, int V, int S>
 __device__ __forceinline__ void ts_vector_keys(const uint32_t (&words)[V / 2], int lane, int vectors,
                                                uint32_t (&keys)[S]) {
   constexpr int kVectors = V / 8;
-  static_assert(kVectors % 2 == 0 && kVectors <= S && (S == 4 || S == 8), "pairs of vectors, 4 or 8 keys");
+  constexpr int kAll = kVectors <= S ? S : 16;
+  static_assert(kVectors % 2 == 0 && kVectors <= kAll && (S == 4 || S == 8), "pairs of vectors, 4 or 8 keys");
+  uint32_t all[kAll];
 #pragma unroll
   for (int c = 0; c < kVectors; c += 2) {
     const uint4 a = make_uint4(words[4 * c], words[4 * c + 1], words[4 * c + 2], words[4 * c + 3]);
     const uint4 b = make_uint4(words[4 * c + 4], words[4 * c + 5], words[4 * c + 6], words[4 * c + 7]);
     const uint32_t ord = ts_split_ord16x2<Dtype>(ts_vector_max_pair<Dtype>(a, b));
     const int va = c * W + lane, vb = va + W;
-    keys[c] = va < vectors ? (ord << 16) | ts_index_field(static_cast<uint32_t>(va)) : 0u;
-    keys[c + 1] = vb < vectors ? (ord & 0xffff0000u) | ts_index_field(static_cast<uint32_t>(vb)) : 0u;
+    all[c] = va < vectors ? (ord << 16) | ts_index_field(static_cast<uint32_t>(va)) : 0u;
+    all[c + 1] = vb < vectors ? (ord & 0xffff0000u) | ts_index_field(static_cast<uint32_t>(vb)) : 0u;
   }
 #pragma unroll
-  for (int c = kVectors; c < S; ++c) keys[c] = 0u;
-  ts_sort_desc<S>(keys);
+  for (int c = kVectors; c < kAll; ++c) all[c] = 0u;
+  if constexpr (kAll == S) {
+    ts_sort_desc<S>(all);
+#pragma unroll
+    for (int c = 0; c < S; ++c) keys[c] = all[c];
+  } else {
+    ts_best8_desc(all, keys);
+  }
 }
 
 // Lane l's chosen vectors (8 / W of them) among the group's best 8 vector keys.
@@ -154,10 +186,10 @@ __device__ __forceinline__ void ts_choose_vectors(const Group& group, const uint
 }
 
 template <class Policy, int Dtype, int W, int V>
-__global__ void __launch_bounds__(kSplitBlock, (ts_vector_select_blocks_per_sm<V>()))
+__global__ void __launch_bounds__(kSplitBlock, (ts_vector_select_blocks_per_sm<W, V>()))
     ts_vector_select_kernel(const ts_kernel_args a) {
   static_assert(Dtype != TS_DTYPE_F32, "16-bit logits: 32-bit keys");
-  static_assert((W == 4 || W == 8) && W * V >= 128 && V % 16 == 0, "4 or 8 lanes, pairs of vectors");
+  static_assert((W == 4 || W == 8) && W * V >= 128 && V % 16 == 0 && V <= 128, "4 or 8 lanes, pairs of vectors");
   using Key = uint32_t;
   constexpr int kRanks = 8 / W;                // ranks per lane, and chosen vectors per lane
   constexpr int kSortKeys = V / 8 <= 4 ? 4 : 8;  // a lane's vector keys, padded

@@ -250,16 +250,18 @@ gpuDescribe("GPU backends are byte-identical to the host backend", () => {
   }, 300_000);
 
   // The vector select kernel (hip/kernel_vector_select.hpp, NVIDIA) routes 16-bit batches
-  // without bias, k <= 8, E = 65..512 on 16-byte rows from 64 tokens per SM: each vector's maximum
-  // (NaN-ignoring bf16x2 / f16x2 max) picks the 8 vectors that hold the best 8, whose exact keys
-  // are then sorted. The rows it must not get wrong: the best value repeated across vectors (the
-  // lower vector must win), few levels (ties at the 8th place in many vectors), subnormals and
-  // zeros of both signs on top, NaNs (all-NaN vectors, all-NaN rows), infinities; every shape
-  // (4 x 4, 4 x 8, 8 x 6, 8 x 8 vectors), rows that leave lanes' vectors empty, padded strides.
+  // without bias, k <= 8, E = 65..512 on 16-byte rows from 64 tokens per SM (E > 256: 30): each
+  // vector's maximum (NaN-ignoring bf16x2 / f16x2 max) picks the 8 vectors that hold the best 8,
+  // whose exact keys are then sorted. The rows it must not get wrong: the best value repeated
+  // across vectors (the lower vector must win), few levels (ties at the 8th place in many
+  // vectors), subnormals and zeros of both signs on top, NaNs (all-NaN vectors, all-NaN rows),
+  // infinities; every shape (4 lanes x 4, 8, 12, 16 vectors at 256 tokens per SM; for E > 256 8
+  // lanes x 6, 8 at 48, where E <= 256 takes the split kernel), rows that leave lanes' vectors
+  // empty, padded strides.
   test("vector select kernel (E 72-512, 16-bit, no bias): adversarial and benchmark rows, every k", () => {
     const sms = info?.multiprocessors ?? 132;
     const sweep = {
-      tokens: [64 * sms + 3, 256 * sms + 29],
+      tokens: [48 * sms + 3, 256 * sms + 29],
       experts: [72, 120, 128, 136, 200, 256, 264, 320, 384, 392, 448, 512],
       seed: 1700,
       ks: [8, 3, 5, 1, 7, 6, 2, 4],

@@ -22,7 +22,8 @@ if (deviceCount() === 0) {
 const sms = deviceInfo().multiprocessors;
 const large = 4 * 64 * sms + 37;
 // Below the vector select kernel's thresholds (device_backend.hip): the split kernel for
-// 16-bit E <= 256 without bias (hip/kernel_split.hpp, both shapes).
+// 16-bit E <= 256 without bias (hip/kernel_split.hpp, both shapes); for E > 256 the vector select
+// kernel's 8-lane shapes.
 const mid = 30 * sms + 5;
 const cases: [number, number, Dtype, boolean, number, number][] = [
   // experts, k, dtype, bias, stride pad, tokens
@@ -34,13 +35,16 @@ const cases: [number, number, Dtype, boolean, number, number][] = [
   [1024, 32, "bf16", true, 0, 37],
   [4096, 16, "f16", false, 0, 37],
   // Without bias, 16-bit: the vector select kernel for E = 65..512 (hip/kernel_vector_select.hpp,
-  // every shape, rows with empty vectors), the split kernel below its thresholds, the whole-warp
-  // kernel's verified fast path above E = 512.
+  // every shape, rows with empty vectors: 4 lanes, and for E > 256 8 lanes at mid-size batches),
+  // the split kernel below its thresholds, the whole-warp kernel's verified fast path above 512.
   [256, 8, "bf16", false, 0, large],
   [160, 5, "f16", false, 0, large],
   [96, 4, "f16", false, 0, large],
   [384, 8, "bf16", false, 0, large],
   [448, 7, "f16", false, 8, large],
+  [512, 8, "bf16", false, 0, large],
+  [320, 6, "f16", false, 0, mid],
+  [512, 8, "bf16", false, 8, mid],
   [128, 8, "bf16", false, 16, mid],
   [200, 6, "bf16", false, 0, mid],
   [1024, 8, "bf16", false, 0, large],
