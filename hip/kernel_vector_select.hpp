@@ -97,8 +97,9 @@ inline ts_warp_shape ts_pick_vector_select_shape(int experts, int64_t tokens, in
   if (experts <= 64 || experts > 512) return {0, 0};
   if (experts <= 128) return {4, 32};
   if (experts <= 256) return {4, 64};
-  if (ts_vector_select_four_lanes_pay(tokens, sms)) return experts <= 384 ? ts_warp_shape{4, 96} : ts_warp_shape{4, 128};
-  return experts <= 384 ? ts_warp_shape{8, 48} : ts_warp_shape{8, 64};
+  const bool four_lanes = ts_vector_select_four_lanes_pay(tokens, sms);
+  if (experts <= 384) return four_lanes ? ts_warp_shape{4, 96} : ts_warp_shape{8, 48};
+  return four_lanes ? ts_warp_shape{4, 128} : ts_warp_shape{8, 64};
 }
 
 // Blocks of kSplitBlock threads per SM the kernel keeps registers for: 32 registers at V = 32,
@@ -119,9 +120,9 @@ __host__ __device__ constexpr int ts_vector_select_blocks_per_sm() {
 }
 
 // The keys of a lane's vectors' maxima (ts_split_load's layout: local vector c is the row's
-// vector c * W + lane), sorted descending, padded with zero keys to S (4 or 8). Vectors past the
+// vector c * W + lane), sorted descending, padded with zero keys to S (4 or 8); a lane of more
+// than 8 vectors keeps its best 8 (of 16 slots, as ts_best8_desc takes them). Vectors past the
 // row get key 0, below every real key.
-// A lane of more than 8 vectors keeps the best 8 of its keys (padded to 16).
 template <int Dtype, int W, int V, int S>
 __device__ __forceinline__ void ts_vector_keys(const uint32_t (&words)[V / 2], int lane, int vectors,
                                                uint32_t (&keys)[S]) {
@@ -192,7 +193,7 @@ __global__ void __launch_bounds__(kSplitBlock, (ts_vector_select_blocks_per_sm<W
   static_assert((W == 4 || W == 8) && W * V >= 128 && V % 16 == 0 && V <= 128, "4 or 8 lanes, pairs of vectors");
   using Key = uint32_t;
   constexpr int kRanks = 8 / W;                // ranks per lane, and chosen vectors per lane
-  constexpr int kSortKeys = V / 8 <= 4 ? 4 : 8;  // a lane's vector keys, padded
+  constexpr int kSortKeys = V / 8 <= 4 ? 4 : 8;  // a lane's vector keys (its best 8 above 8), padded
   const int tokens_per_block = static_cast<int>(blockDim.x) / W;
   const int lane = static_cast<int>(threadIdx.x) & (W - 1);
   const typename Policy::template Group<W> group(static_cast<int>(threadIdx.x % TS_WAVE));
