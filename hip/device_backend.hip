@@ -280,13 +280,14 @@ void launch_warp_shape(ts_kernel_args k, hipStream_t stream, int multiprocessors
 // T=65536 20.3 vs 23.3) and the vector select kernel's cost, like this one's, does not fall
 // with k (k=8: 6.3 and 16.0 us).
 inline bool ts_split_pays(int w, int64_t tokens, int sms) { return tokens / sms >= (w == 4 ? 24 : 6); }
-// With a bias, the split bias kernel (kernel_split_bias.hpp) from 128 tokens per SM for E <= 128
-// and 256 above (H200, graph replay, bf16 k=8, inputs rotating past the L2, against the
-// whole-warp prefilter: T=65536 E128 31.7 -> 20.6 us, E200 44.0 -> 32.3, E256 38.1 -> 33.0;
-// T=16384 E128 10.3 -> 10.0 but E256 12.6 -> 13.3; T=4096 E128 5.6 -> 8.1, E256 6.4 -> 8.1).
-// Below that a batch is a few tokens per group, and its time is the latency of the slowest warp:
-// one token of the batch with a near-tie at the k-th place sends a warp through the exact path.
-inline bool ts_split_bias_pays(int w, int64_t tokens, int sms) { return tokens / sms >= (w == 4 ? 128 : 256); }
+// With a bias, the split bias kernel (kernel_split_bias.hpp) from 128 tokens per SM (H200, graph
+// replay, bf16 k=8, inputs rotating past the L2, against the whole-warp prefilter: T=65536 E128
+// 31.7 -> 20.6 us; T=16384 E128 10.3 -> 10.0; T=4096 E128 5.6 -> 8.1). With the vector selection
+// (E = 129..512): T=32768 E256 21.8 -> 15.1 us, E512 31.0 -> 20.0; T=16384 (124 per SM) E256
+// 12.4 both, E512 17.6 -> 17.8. Below that a batch is a few tokens per group, and its time is the
+// latency of the slowest warp: a token with a near-tie at the k-th place costs its warp a second
+// stage.
+inline bool ts_split_bias_pays(int64_t tokens, int sms) { return tokens / sms >= 128; }
 // Without bias, the vector select kernel (kernel_vector_select.hpp) for E = 65..512: from 64
 // tokens per SM up to E = 256, from 30 above (H200, graph replay, bf16 k=8, against the split and
 // whole-warp kernels: T=65536 E128 12.4 -> 11.1 us, E256 21.3 -> 16.1, E384 30.6 -> 21.7, E512
@@ -298,39 +299,44 @@ inline bool ts_vector_select_pays(int experts, int64_t tokens, int sms) {
   return tokens / sms >= (experts <= 256 ? 64 : 30);
 }
 
-// One of the split family's kernels (Select: the vector select kernel; else the split bias or
-// split kernel) with one group of W lanes per token, as many blocks as stay resident at most.
+// One of the split family's kernels (the split bias kernel with a bias, Select: its vector
+// selection; without, Select: the vector select kernel, else the split kernel) with one group of
+// W lanes per token, as many blocks as stay resident at most.
 template <class Policy, int Dtype, bool HasBias, int W, int V, bool Select = false>
 void launch_split_shape(const ts_kernel_args& k, hipStream_t stream, int sms) {
   // Smaller blocks while the batch would leave SMs without two blocks.
   int threads = kSplitBlock;
   while (threads > 64 && static_cast<int64_t>(grid_for(k.tokens, threads / W)) < 2LL * sms) threads /= 2;
   const unsigned blocks = grid_for(k.tokens, threads / W);
-  const int blocks_per_sm = Select    ? ts_vector_select_blocks_per_sm<W, V>()
-                            : HasBias ? kSplitBiasBlocksPerSm
-                                      : kSplitBlocksPerSm;
+  const int blocks_per_sm = HasBias  ? kSplitBiasBlocksPerSm
+                            : Select ? ts_vector_select_blocks_per_sm<W, V>()
+                                     : kSplitBlocksPerSm;
   const unsigned per_sm = static_cast<unsigned>(blocks_per_sm * (kSplitBlock / threads));
   const unsigned resident = static_cast<unsigned>(sms) * per_sm;
   const unsigned grid = blocks < resident ? blocks : resident;
-  if constexpr (Select) ts_vector_select_kernel<Policy, Dtype, W, V><<<grid, threads, 0, stream>>>(k);
-  else if constexpr (HasBias) ts_split_bias_kernel<Policy, Dtype, W, V><<<grid, threads, 0, stream>>>(k);
+  if constexpr (HasBias) ts_split_bias_kernel<Policy, Dtype, W, V, Select><<<grid, threads, 0, stream>>>(k);
+  else if constexpr (Select) ts_vector_select_kernel<Policy, Dtype, W, V><<<grid, threads, 0, stream>>>(k);
   else ts_split_kernel<Policy, Dtype, W, V><<<grid, threads, 0, stream>>>(k);
 }
 
 // Large batches of 16-bit logits, k <= 8, on rows of whole 16-byte vectors: without bias the
 // vector select kernel (E = 65..512, ts_vector_select_pays) or below its batch sizes the split
-// kernel (E = 65..256, ts_split_pays), with a bias the split bias kernel (E = 65..256,
-// ts_split_bias_pays), where they pay. Returns whether it launched.
+// kernel (E = 65..256, ts_split_pays), with a bias the split bias kernel (E = 65..512, with the
+// vector selection above 128; ts_split_bias_pays), where they pay. Returns whether it launched.
 template <class Policy, int Dtype, bool HasBias>
 bool launch_split(const ts_kernel_args& k, hipStream_t stream, int sms) {
   if constexpr (Dtype == TS_DTYPE_F32) {
     return false;
   } else if constexpr (HasBias) {
     if (k.k > 8 || !k.vector_loads) return false;
-    const ts_warp_shape s = ts_pick_split_shape(k.experts);
-    if (s.w == 0 || !ts_split_bias_pays(s.w, k.tokens, sms)) return false;
-    if (s.w == 4) launch_split_shape<Policy, Dtype, true, 4, 32>(k, stream, sms);
-    else launch_split_shape<Policy, Dtype, true, 8, 32>(k, stream, sms);
+    const ts_split_bias_shape s = ts_pick_split_bias_shape(k.experts);
+    if (s.w == 0 || !ts_split_bias_pays(k.tokens, sms)) return false;
+    switch (s.v) {
+      case 32: launch_split_shape<Policy, Dtype, true, 4, 32>(k, stream, sms); break;
+      case 64: launch_split_shape<Policy, Dtype, true, 4, 64, true>(k, stream, sms); break;
+      case 96: launch_split_shape<Policy, Dtype, true, 4, 96, true>(k, stream, sms); break;
+      default: launch_split_shape<Policy, Dtype, true, 4, 128, true>(k, stream, sms); break;
+    }
     return true;
   } else {
     if (k.k > 8 || !k.vector_loads) return false;

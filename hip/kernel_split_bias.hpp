@@ -1,50 +1,86 @@
 // kernel_split_bias.hpp: large batches of 16-bit logits with a correction bias, k <= 8,
-// E = 65..256 (NVIDIA): the split kernel's layout (kernel_split.hpp: W lanes per token, V logits
+// E = 65..512 (NVIDIA): the split kernel's layout (kernel_split.hpp: W lanes per token, V logits
 // per lane) ranking cheap 32-bit keys, with exact values for the winners only.
 //
 // With a bias the ranking value is v = sigmoid(x) + b, whose exact form (semantics.h) costs a
 // polynomial and an IEEE division per logit. The whole-warp bias path (bias_prefilter.hpp)
-// spends a fixed ~450 warp instructions per token on its candidates, which is most of its time
-// at E <= 256. Here each logit gets the prefilter's cheap score s' (two MUFU instructions,
-// within kTsPrefilterSigmoidBound of the exact sigmoid) turned into a fixed-point value
+// spends a fixed ~450 warp instructions per token on its candidates, which is most of its time.
+// Here each logit gets the prefilter's cheap score s' (two MUFU instructions, within
+// kTsPrefilterSigmoidBound of the exact sigmoid) turned into a fixed-point value
 //
 //   y = s' * scale + (b * scale + M)    (one FMA; M = 1.5 * 2^23, so y's low 23 bits are q),
 //
 // where the block picks scale = 2^(21 - ex) from the largest |b| (|b| + 1 < 2^ex), so every
 // non-NaN y lies in (2^23 + 2^21, 2^24) and q >= 2^21; a NaN y is clamped to 2^23, q = 0, below
 // every number. The key is (q << 9) | (511 - expert): distinct, and ordered as (y, lower index
-// first). The sorting networks and butterfly merge of the split kernel give every lane the
-// group's best 8 keys. |y - (v * scale + M)| <= bound * scale + 1.125 (the two roundings of y
-// and the half-ulp of v's own fp32 addition, at most 2^-24 * 2^21), so the cheap k best are
-// the exact k best as a set when no other key comes within D = floor(2 (bound * scale + 1.125))
-// + 1 of the k-th one's q (keys tied in q are then impossible across the boundary). Checked by
-// counting, in each lane's own sorted list, the keys with q >= q_k - D + 1: the group total
-// must be k, and a lane whose whole list counts may hide more, so it fails the check. When the
-// k-th key is a NaN (q = 0) the set is exact too: every number ranks above, and NaNs rank by
-// index, as the keys do.
+// first). Up to E = 128 every lane sorts its slice's keys; above, as in the vector select kernel
+// (kernel_vector_select.hpp), each vector of 8 logits first gets one key, its best cheap value's
+// (q, 511 - vector), the group picks the 8 vectors with the best of these (they hold the row's
+// best 8 keys), and only their 64 keys are computed again and sorted (Select). The butterfly
+// merge gives every lane the group's best 8 keys.
+//
+// |y - (v * scale + M)| <= bound * scale + 1.125 (the two roundings of y and the half-ulp of v's
+// own fp32 addition, at most 2^-24 * 2^21), so the cheap k best are the exact k best as a set
+// when no other key comes within D = floor(2 (bound * scale + 1.125)) + 1 of the k-th one's q
+// (keys tied in q are then impossible across the boundary). Checked by counting, in each lane's
+// own sorted list, the keys with q >= q_k - D + 1: the group total must be k, and a lane whose
+// whole list counts may hide more, so it fails the check; with Select, no vector outside the
+// chosen 8 may have its best key at or above that floor either. When the k-th key is a NaN
+// (q = 0) the set is exact too: every number ranks above, and NaNs rank by index, as the keys do.
+// With 2^-20 for the bound, D = 5.
 //
 // The winners then get their exact values (sigmoid, v, the semantics' 64-bit key, weight) and
-// are ranked by counting larger exact keys in shared memory. A warp in which any token fails
-// the check recomputes its tokens exactly (64-bit keys of every logit, 8 at a time); so does
-// every token when the bias holds a NaN or an infinity (the fixed point needs finite biases).
-// With the earlier bound of 2^-16 (D = 35 at |b| < 1) the benchmark's rows failed for 0.17% of
-// tokens at E = 128 and 0.37% at E = 256 (H200, counted), about one warp in 70; each such warp
-// pays the exact path's latency, which at a few tokens per group is the batch's time
-// (launch_split's thresholds). With 2^-20, D = 5.
+// are ranked by counting larger exact keys in shared memory. A token that fails the check (a
+// near-tie at the k-th place: 0.1-0.3% of random rows at E = 384-512) gets exact values for its
+// band, the keys at or above the floor (ts_split_bias_band_size): k plus the near-ties, listed
+// from the lanes' own sorted lists and, with Select, from the vectors outside the chosen 8 that
+// reach the floor. Only where a band outgrows its list, or the bias holds a NaN or an infinity
+// (the fixed point needs finite biases), does the warp recompute its tokens exactly (64-bit keys
+// of every logit, 8 at a time). Each warp routes only two or three groups of tokens at T=65536
+// and the batch ends with its slowest warp, so what a failed token costs is its warp's latency:
+// at E = 128, T=65536, one such row in 1024 (tiled) added about 8 us to the batch with the exact
+// recomputation and about 3 us with the band (H200; BENCHMARKS.md 34).
 #ifndef TOPK_SIGMOID_KERNEL_SPLIT_BIAS_HPP
 #define TOPK_SIGMOID_KERNEL_SPLIT_BIAS_HPP
 
 #include "bias_prefilter.hpp"
 #include "kernel_split.hpp"
+#include "kernel_vector_select.hpp"
 
 #if defined(TS_PLATFORM_CUDA)
-constexpr int kSplitBiasMaxExperts = 256;  // W * V of every shape (ts_pick_split_shape)
+// Lanes per token and logits per lane: 4 x 32 for E = 65..128 (every logit's key sorted), 4 x 64,
+// 96 or 128 with the vector selection (Select) for E = 129..512; {0, 0} outside E = 65..512.
+// The vector selection did not pay at E <= 128 (H200, graph replay, bf16 k=8, T=65536, rows of
+// the benchmark's kinds / random normal rows: 21.9 vs 22.0 us / 17.2 vs 16.7), and 8 lanes of 48
+// or 64 (three-step butterflies) lost to 4 lanes of 96 or 128 (E384 34.8 vs 29.8, E512 38.8 vs
+// 35.1).
+struct ts_split_bias_shape {
+  int w, v;
+  bool select;
+};
+inline ts_split_bias_shape ts_pick_split_bias_shape(int experts) {
+  if (experts <= 64 || experts > 512) return {0, 0, false};
+  if (experts <= 128) return {4, 32, false};
+  return {4, experts <= 256 ? 64 : experts <= 384 ? 96 : 128, true};
+}
 
 // Blocks per SM the kernel keeps registers for: 64 registers, no spills (sm_90, sm_80). A form that
 // prefetched the next row, as the split kernel's did before 8d63da7, needed 80 at 3 blocks, spilled a few bytes
 // in its exact path and measured the same (H200, T=65536 with bias: E128 20.4-20.8 us vs 20.6,
-// E256 32.7-33.0 vs 33.2), so there is none.
+// E256 32.7-33.0 vs 33.2), so there is none. The vector selection at 3 blocks (80 registers):
+// E256 27.0 -> 28.3 us, E384 31.3 -> 34.4, E512 35.8 -> 40.3 (benchmark's kinds of rows), though
+// random normal rows gained at E384 (37.2 -> 36.0). On sm_80 the 4 x 64 shape spilled 4 bytes at
+// 64 registers, so there its device code is built for 3 blocks per SM (not measured: no A100
+// here; the host sizes the grid for 4, and the extra blocks wait for a slot; at 80 registers the
+// 4 x 96 and 4 x 128 shapes spilled instead).
 constexpr int kSplitBiasBlocksPerSm = 4;
+template <bool Select, int V>
+__host__ __device__ constexpr int ts_split_bias_device_blocks_per_sm() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
+  if (Select && V == 64) return 3;
+#endif
+  return kSplitBiasBlocksPerSm;
+}
 
 // Element `high` of a word of two 16-bit logits as fp32 (exact): bf16 by a mask or a shift,
 // fp16 by the hardware conversion.
@@ -60,33 +96,60 @@ __device__ __forceinline__ float ts_split_bias_logit(uint32_t word, int high) {
   }
 }
 
-// The cheap key of one logit (x as fp32) of expert field `field` (511 - expert), with
-// ybias = b * scale + M rounded: see the top of the file.
-__device__ __forceinline__ uint32_t ts_split_bias_key(float x, float ybias, float scale, uint32_t field) {
-  const float y = fmaxf(__fmaf_rn(ts_sigmoid_prefilter(x), scale, ybias), 8388608.0f);  // NaN -> 2^23
-  return (ts_float_bits(y) << 9) | field;
+// The fixed-point value y of one logit (x as fp32), with ybias = b * scale + M rounded (see the
+// top of the file); NaN for a NaN logit.
+__device__ __forceinline__ float ts_split_bias_y(float x, float ybias, float scale) {
+  return __fmaf_rn(ts_sigmoid_prefilter(x), scale, ybias);
 }
 
-// The cheap keys of vector c of a lane's slice (its four words), 0 for a vector past the row
-// (below NaN's q = 0 keys). Expert e = 8 * (c * W + lane) + i has field 511 - e = lane_field ^
-// (8 * c * W + i): the lane's bits and the vector's never overlap, and 511 - X == 511 ^ X for
-// X < 512.
-template <int Dtype, int W>
-__device__ __forceinline__ void ts_split_bias_vector_keys(uint32_t w0, uint32_t w1, uint32_t w2, uint32_t w3, int c,
-                                                          int lane, int experts, const float* bias_fixed, float scale,
-                                                          uint32_t lane_field, uint32_t (&keys)[8]) {
-  const int vec = c * W + lane;
-  const bool inside = vec * 8 < experts;
+// The key of a fixed-point value y with field `field` (511 - expert, or 511 - vector for a
+// vector's key): a NaN y is clamped to 2^23, q = 0.
+__device__ __forceinline__ uint32_t ts_split_bias_key_of_y(float y, uint32_t field) {
+  return (ts_float_bits(fmaxf(y, 8388608.0f)) << 9) | field;
+}
+
+// The fixed-point values of row vector vec's eight logits (its four words).
+template <int Dtype>
+__device__ __forceinline__ void ts_split_bias_vector_ys(uint32_t w0, uint32_t w1, uint32_t w2, uint32_t w3, int vec,
+                                                        const float* bias_fixed, float scale, float (&y)[8]) {
   const float4 yb0 = reinterpret_cast<const float4*>(bias_fixed)[2 * vec];
   const float4 yb1 = reinterpret_cast<const float4*>(bias_fixed)[2 * vec + 1];
   const float yb[8] = {yb0.x, yb0.y, yb0.z, yb0.w, yb1.x, yb1.y, yb1.z, yb1.w};
   const uint32_t words[4] = {w0, w1, w2, w3};
 #pragma unroll
+  for (int i = 0; i < 8; ++i) y[i] = ts_split_bias_y(ts_split_bias_logit<Dtype>(words[i >> 1], i & 1), yb[i], scale);
+}
+
+// The cheap keys of row vector vec (its four words), 0 for a vector past the row (below NaN's
+// q = 0 keys). Expert e = 8 * vec + i has field 511 - e = vec_field ^ i, vec_field = 511 - 8 *
+// vec (511 - X == 511 ^ X for X < 512; the split kernel's callers fold the lane's bits and the
+// vector's, which never overlap, at compile time).
+template <int Dtype>
+__device__ __forceinline__ void ts_split_bias_vector_keys(uint32_t w0, uint32_t w1, uint32_t w2, uint32_t w3, int vec,
+                                                          int experts, const float* bias_fixed, float scale,
+                                                          uint32_t vec_field, uint32_t (&keys)[8]) {
+  const bool inside = vec * 8 < experts;
+  float y[8];
+  ts_split_bias_vector_ys<Dtype>(w0, w1, w2, w3, vec, bias_fixed, scale, y);
+#pragma unroll
   for (int i = 0; i < 8; ++i) {
-    const float x = ts_split_bias_logit<Dtype>(words[i >> 1], i & 1);
-    const uint32_t key = ts_split_bias_key(x, yb[i], scale, lane_field ^ static_cast<uint32_t>(8 * c * W + i));
-    keys[i] = inside ? key : 0u;
+    keys[i] = inside ? ts_split_bias_key_of_y(y[i], vec_field ^ static_cast<uint32_t>(i)) : 0u;
   }
+}
+
+// Pass 1 of the vector selection (Select): the key of row vector vec's best cheap value, (q of
+// the largest y, 511 - vec), 0 past the row. fmaxf ignores a NaN, so the maximum is NaN (q = 0)
+// only where all eight are. As in the vector select kernel (kernel_vector_select.hpp), the best 8
+// of these keys hold the row's best 8 cheap keys: a key in any other vector u is beaten by each
+// chosen vector v's best (a larger q, or the same q at a lower index, v < u), 8 distinct keys.
+template <int Dtype>
+__device__ __forceinline__ uint32_t ts_split_bias_vector_best_key(uint32_t w0, uint32_t w1, uint32_t w2, uint32_t w3,
+                                                                  int vec, int experts, const float* bias_fixed,
+                                                                  float scale) {
+  float y[8];
+  ts_split_bias_vector_ys<Dtype>(w0, w1, w2, w3, vec, bias_fixed, scale, y);
+  const float best = fmaxf(fmaxf(fmaxf(y[0], y[1]), fmaxf(y[2], y[3])), fmaxf(fmaxf(y[4], y[5]), fmaxf(y[6], y[7])));
+  return vec * 8 < experts ? ts_split_bias_key_of_y(best, 511u - static_cast<uint32_t>(vec)) : 0u;
 }
 
 // The exact (semantics) key and weight of expert e's logit (ts_sigmoid_branchless: the same bits
@@ -95,7 +158,7 @@ __device__ __forceinline__ void ts_split_bias_vector_keys(uint32_t w0, uint32_t 
 template <int Dtype>
 __device__ __forceinline__ void ts_split_bias_exact(const uint16_t* row, uint32_t e, const float* bias, uint64_t& key,
                                                     float& weight) {
-  const float x = ts_input<Dtype>::to_float(row[e]);
+  const float x = ts_split_bias_logit<Dtype>(row[e], 0);
   const float score = ts_sigmoid_branchless(x);
   key = ts_key64(ts_ord32(ts_biased_value_of_score(score, bias[e])), e);
   weight = ts_weight_of_score(x, score);
@@ -112,7 +175,7 @@ __device__ __forceinline__ void ts_split_bias_exact_best8(const Group& group, co
                                                           int experts, const float* bias, uint64_t (&best)[8]) {
 #pragma unroll
   for (int j = 0; j < 8; ++j) best[j] = 0;
-#pragma unroll
+#pragma unroll 1
   for (int c = 0; c < V / 8; ++c) {
     const int vec = c * W + lane;
     uint4 v = make_uint4(0u, 0u, 0u, 0u);
@@ -122,7 +185,7 @@ __device__ __forceinline__ void ts_split_bias_exact_best8(const Group& group, co
 #pragma unroll
     for (int i = 0; i < 8; ++i) {
       const uint32_t e = static_cast<uint32_t>(vec * 8 + i);
-      const float x = ts_input<Dtype>::to_float(static_cast<uint16_t>(words[i >> 1] >> (16 * (i & 1))));
+      const float x = ts_split_bias_logit<Dtype>(words[i >> 1], i & 1);
       const float b = vec * 8 < experts ? bias[e] : 0.0f;
       const uint64_t key = ts_key64(ts_ord32(ts_biased_value_of_score(ts_sigmoid_branchless(x), b)), e);
       block[i] = vec * 8 < experts ? key : 0u;
@@ -138,23 +201,116 @@ __device__ __forceinline__ void ts_split_bias_exact_best8(const Group& group, co
   ts_butterfly_topk<W>(group, best);
 }
 
-template <class Policy, int Dtype, int W, int V>
-__global__ void __launch_bounds__(kSplitBlock, kSplitBiasBlocksPerSm) ts_split_bias_kernel(const ts_kernel_args a) {
+// The band of a token whose cheap check failed: every expert whose cheap q is at or above the
+// floor q_k - D + 1. Its exact best k are the token's (an expert below the floor is beaten by each
+// of the k experts at or above q_k: top of the file), and it is small (k plus the near-ties), so
+// only its experts get exact values, not the whole row. The group lists them in shared memory:
+// each lane appends the band's keys of its own sorted list (the best 8 of its slice, or with
+// Select of its chosen vectors: complete unless all 8 are in the band), and with Select the
+// experts of its vectors outside the chosen 8 whose best key reaches the floor (their cheap values
+// computed again from the row). The list's count counts every append, so a list past
+// kSplitBiasBandCap reads as overflowing, as does an incomplete one (count + kSplitBiasBandCap + 1).
+constexpr int kSplitBiasBandCap = 16;
+__device__ __forceinline__ void ts_split_bias_band_append(uint32_t* count, uint16_t* band, uint32_t expert) {
+  const uint32_t at = atomicAdd(count, 1u);
+  if (at < kSplitBiasBandCap) band[at] = static_cast<uint16_t>(expert);
+}
+__device__ __forceinline__ void ts_split_bias_band_incomplete(uint32_t* count) {
+  atomicAdd(count, kSplitBiasBandCap + 1u);
+}
+
+// The band's experts in a lane's vectors outside the chosen 8 (Select; lane_vector_keys: the lane's
+// sorted best vector keys, entry j at j * kSplitBlock; unchosen: the best of them outside the 8,
+// all ones if unknown), then the band's size once the group has appended.
+template <int Dtype, int V, bool Select, int S>
+__device__ __forceinline__ uint32_t ts_split_bias_band_size(const uint16_t* row, const float* bias_fixed, float scale,
+                                                            uint32_t floor_q, uint32_t unchosen,
+                                                            const uint32_t* lane_vector_keys, uint32_t* count,
+                                                            uint16_t* band, unsigned group_mask) {
+  if constexpr (Select) {
+    if (unchosen == ~0u) {
+      ts_split_bias_band_incomplete(count);
+    } else if ((unchosen >> 9) >= floor_q) {
+      int j = 0;
+#pragma unroll 1
+      for (; j < S; ++j) {
+        const uint32_t key = lane_vector_keys[j * kSplitBlock];
+        if (key > unchosen) continue;     // a chosen vector: its band keys are in the lane's list
+        if ((key >> 9) < floor_q) break;  // this vector and the rest are below the band
+        const int vec = 511 - static_cast<int>(key & 511u);
+        const uint4 v = *reinterpret_cast<const uint4*>(row + vec * 8);
+        float y[8];
+        ts_split_bias_vector_ys<Dtype>(v.x, v.y, v.z, v.w, vec, bias_fixed, scale, y);
+#pragma unroll
+        for (int i = 0; i < 8; ++i) {
+          if ((ts_float_bits(fmaxf(y[i], 8388608.0f)) & 0x7fffffu) >= floor_q)  // q, as in the key
+            ts_split_bias_band_append(count, band, static_cast<uint32_t>(vec * 8 + i));
+        }
+      }
+      if (V / 8 > S && j == S) ts_split_bias_band_incomplete(count);  // the lane's list ran out in the band
+    }
+  }
+  __syncwarp(group_mask);
+  return *count;
+}
+
+// The exact best k of a band of n <= kSplitBiasBandCap experts: their exact keys and weights, ranks
+// by counting, the winners into the group's rank slots (slots[r] for rank r < 8), from which lane l
+// takes ranks l * R .. l * R + R - 1.
+template <int Dtype, int W, int R>
+__device__ __forceinline__ void ts_split_bias_band_winners(const uint16_t* row, int lane, int k, uint32_t n,
+                                                           const uint16_t* band, const float* bias,
+                                                           uint64_t* band_key, float* band_weight,
+                                                           uint64_t* slot_key, float* slot_weight,
+                                                           unsigned group_mask, uint64_t (&mine)[R], float (&w)[R]) {
+  for (uint32_t j = static_cast<uint32_t>(lane); j < n; j += W)
+    ts_split_bias_exact<Dtype>(row, band[j], bias, band_key[j], band_weight[j]);
+  __syncwarp(group_mask);
+  for (uint32_t j = static_cast<uint32_t>(lane); j < n; j += W) {
+    const uint64_t key = band_key[j];
+    uint32_t larger = 0;
+    for (uint32_t m = 0; m < n; ++m) larger += band_key[m] > key ? 1u : 0u;
+    if (larger < 8u) {
+      slot_key[larger] = key;
+      slot_weight[larger] = band_weight[j];
+    }
+  }
+  __syncwarp(group_mask);
+#pragma unroll
+  for (int i = 0; i < R; ++i) {
+    const int r = lane * R + i;
+    mine[i] = r < k ? slot_key[r] : 0;
+    w[i] = r < k ? slot_weight[r] : 0.0f;
+  }
+  __syncwarp(group_mask);  // the epilogue rewrites the slots
+}
+
+template <class Policy, int Dtype, int W, int V, bool Select>
+__global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_sm<Select, V>())
+    ts_split_bias_kernel(const ts_kernel_args a) {
   static_assert(Dtype != TS_DTYPE_F32, "16-bit logits");
-  static_assert(V % 8 == 0 && W >= 2 && W <= 16 && W * V <= kSplitBiasMaxExperts, "split shapes");
+  static_assert(V % 8 == 0 && W >= 2 && W <= 16 && W * V <= (Select ? 512 : 256), "split shapes");
+  static_assert(!Select || W == 4 || W == 8, "vector selection: 4 or 8 lanes");
   constexpr int kRanks = 8 / W > 0 ? 8 / W : 1;  // ranks per lane (k <= 8)
   constexpr int kGroups = kSplitBlock / W;
-  __shared__ float bias_exact[kSplitBiasMaxExperts];  // b, 0 past E
-  __shared__ float bias_fixed[kSplitBiasMaxExperts];  // b * scale + M
+  constexpr int kSortKeys = V / 8 <= 4 ? 4 : 8;  // Select: a lane's vector keys (its best 8 above 8), padded
+  __shared__ float bias_exact[W * V];            // b, 0 past E
+  __shared__ float bias_fixed[W * V];            // b * scale + M
   __shared__ uint64_t rank_key[kGroups * 8];          // per group: the winners' exact keys
   __shared__ float rank_weight[kGroups * 8];          // per group: weights by exact rank
   __shared__ uint32_t largest_abs_bits, non_finite;
+  __shared__ uint32_t band_count[kGroups];                      // per group: the band's size
+  __shared__ uint16_t band_expert[kGroups * kSplitBiasBandCap];  // per group: the band's experts
+  __shared__ uint64_t band_key[kGroups * kSplitBiasBandCap];     // ... their exact keys
+  __shared__ float band_weight[kGroups * kSplitBiasBandCap];     // ... and weights
+  __shared__ uint32_t vector_key_store[Select ? kSortKeys * kSplitBlock : 1];  // Select: each lane's vector keys
 
   // The bias, its largest magnitude and whether it is all finite (the fixed point's scale).
   if (threadIdx.x == 0) {
     largest_abs_bits = 0;
     non_finite = 0;
   }
+  if (threadIdx.x < kGroups) band_count[threadIdx.x] = 0;
   __syncthreads();
   {
     uint32_t largest = 0, bad = 0;
@@ -188,6 +344,9 @@ __global__ void __launch_bounds__(kSplitBlock, kSplitBiasBlocksPerSm) ts_split_b
   const uint32_t lane_field = 511u ^ (8u * static_cast<uint32_t>(lane));
   uint64_t* const my_keys = rank_key + group_in_block * 8;
   float* const my_weights = rank_weight + group_in_block * 8;
+  const int band_at = group_in_block * kSplitBiasBandCap;
+  const unsigned group_mask =
+      (W >= 32 ? 0xffffffffu : (1u << W) - 1u) << ((static_cast<int>(threadIdx.x) % TS_WAVE) & ~(W - 1));
 
   int64_t token = static_cast<int64_t>(blockIdx.x) * (static_cast<int>(blockDim.x) / W) + group_in_block;
   // The loop runs on the warp's first token, so every lane of a warp takes the same passes (the
@@ -200,14 +359,48 @@ __global__ void __launch_bounds__(kSplitBlock, kSplitBiasBlocksPerSm) ts_split_b
     uint32_t words[V / 2];
     ts_split_load<W, V>(row, lane, a.experts, words);
 
-    uint32_t keys[V];
+    // The lane's cheap keys: of its whole slice, or (Select) of the vectors it re-reads among the
+    // group's best 8 by their best cheap value.
+    constexpr int kKeys = Select ? 8 * kRanks : V;
+    uint32_t keys[kKeys];
+    uint32_t unchosen = 0;  // Select: the lane's best vector key outside the chosen 8 (all ones: unknown)
+    if constexpr (Select) {
+      uint32_t all[V / 8 <= kSortKeys ? kSortKeys : 16];
 #pragma unroll
-    for (int c = 0; c < V / 8; ++c) {
-      uint32_t vkeys[8];
-      ts_split_bias_vector_keys<Dtype, W>(words[4 * c], words[4 * c + 1], words[4 * c + 2], words[4 * c + 3], c, lane,
-                                          a.experts, bias_fixed, scale, lane_field, vkeys);
+      for (int c = 0; c < V / 8; ++c)
+        all[c] = ts_split_bias_vector_best_key<Dtype>(words[4 * c], words[4 * c + 1], words[4 * c + 2],
+                                                      words[4 * c + 3], c * W + lane, a.experts, bias_fixed, scale);
+      uint32_t vector_keys[kSortKeys];
+      ts_keep_vector_keys<V / 8, kSortKeys>(all, vector_keys);
 #pragma unroll
-      for (int i = 0; i < 8; ++i) keys[8 * c + i] = vkeys[i];
+      for (int j = 0; j < kSortKeys; ++j) vector_key_store[j * kSplitBlock + threadIdx.x] = vector_keys[j];
+      uint32_t chosen[kRanks], eighth;
+      ts_choose_vectors<W>(group, vector_keys, lane, chosen, &eighth);
+      // The lane's chosen keys are a prefix of its sorted list; a lane that kept only its best 8
+      // of more vectors, all chosen, cannot tell its next one.
+#pragma unroll
+      for (int j = 0; j < kSortKeys; ++j) unchosen = ts_umax(unchosen, vector_keys[j] < eighth ? vector_keys[j] : 0u);
+      if (V / 8 > kSortKeys && vector_keys[kSortKeys - 1] >= eighth) unchosen = ~0u;
+#pragma unroll
+      for (int i = 0; i < kRanks; ++i) {
+        const int vec = 511 - static_cast<int>(chosen[i] & 511u);
+        const uint4 v = *reinterpret_cast<const uint4*>(row + vec * 8);
+        uint32_t vkeys[8];
+        ts_split_bias_vector_keys<Dtype>(v.x, v.y, v.z, v.w, vec, a.experts, bias_fixed, scale,
+                                         511u - 8u * static_cast<uint32_t>(vec), vkeys);
+#pragma unroll
+        for (int j = 0; j < 8; ++j) keys[8 * i + j] = vkeys[j];
+      }
+    } else {
+#pragma unroll
+      for (int c = 0; c < V / 8; ++c) {
+        uint32_t vkeys[8];
+        ts_split_bias_vector_keys<Dtype>(words[4 * c], words[4 * c + 1], words[4 * c + 2], words[4 * c + 3],
+                                         c * W + lane, a.experts, bias_fixed, scale,
+                                         lane_field ^ static_cast<uint32_t>(8 * c * W), vkeys);
+#pragma unroll
+        for (int i = 0; i < 8; ++i) keys[8 * c + i] = vkeys[i];
+      }
     }
 
     uint32_t top[8];
@@ -228,35 +421,65 @@ __global__ void __launch_bounds__(kSplitBlock, kSplitBiasBlocksPerSm) ts_split_b
     }
     const uint32_t q_k = kth >> 9;
     const uint32_t floor_q = q_k > gap ? q_k - gap + 1u : 1u;
-    uint32_t count = 0;
+    // With Select, no vector outside the chosen 8 may reach that floor either (its best key is
+    // its largest).
+    uint32_t own_in_band = 0;
 #pragma unroll
-    for (int j = 0; j < 8; ++j) count += (own[j] >> 9) >= floor_q ? 1u : 0u;
-    const uint32_t total = group.sum(count == 8u ? 16u : count);
+    for (int j = 0; j < 8; ++j) own_in_band += (own[j] >> 9) >= floor_q ? 1u : 0u;
+    const bool own_complete = kKeys == 8 || own_in_band < 8u;
+    const bool outside = Select && (unchosen >> 9) >= floor_q;
+    const uint32_t total = group.sum(own_complete && !outside ? own_in_band : 255u);
     const bool exact_set = q_k == 0u || total == static_cast<uint32_t>(k);
     const bool fast = !exact_only && __all_sync(0xffffffffu, exact_set || !live);
+    // A warp in which a token failed the check (!fast): the failed tokens' exact best k from their
+    // bands (ts_split_bias_band_size), unless a band overflows (or the bias is not finite), then
+    // the whole warp's rows exactly. The lanes' own band keys are listed first, so that own dies.
+    const bool in_band = live && !exact_set && !exact_only;  // uniform within the group
+    if (!fast && in_band) {
+      uint32_t* const band_n = band_count + group_in_block;
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+        if ((own[j] >> 9) >= floor_q) ts_split_bias_band_append(band_n, band_expert + band_at, 511u - (own[j] & 511u));
+      }
+      if (!own_complete) ts_split_bias_band_incomplete(band_n);
+    }
 
     // Lane l's ranks l * kRanks + i: exact key and weight.
     uint64_t mine[kRanks];
     float w[kRanks];
-    if (fast) {  // uniform across the warp
+    // The cheap best k (the exact best k as a set where the check holds), with exact keys and
+    // weights.
 #pragma unroll
-      for (int i = 0; i < kRanks; ++i) {
-        const int r = lane * kRanks + i;
-        const uint32_t pick = ts_split_pick<kRanks>(top, lane, i);
-        mine[i] = 0;
-        w[i] = 0.0f;
-        if (live && r < k) ts_split_bias_exact<Dtype>(row, 511u - (pick & 511u), bias_exact, mine[i], w[i]);
-      }
-    } else {
-      uint64_t best[8];
-      ts_split_bias_exact_best8<Dtype, W, V>(group, row, lane, a.experts, bias_exact, best);
+    for (int i = 0; i < kRanks; ++i) {
+      const int r = lane * kRanks + i;
+      const uint32_t pick = ts_split_pick<kRanks>(top, lane, i);
+      mine[i] = 0;
+      w[i] = 0.0f;
+      if (live && r < k) ts_split_bias_exact<Dtype>(row, 511u - (pick & 511u), bias_exact, mine[i], w[i]);
+    }
+    if (!fast) {  // uniform across the warp
+      uint32_t band_size = 0;
+      if (in_band)
+        band_size = ts_split_bias_band_size<Dtype, V, Select, kSortKeys>(
+            row, bias_fixed, scale, floor_q, unchosen, vector_key_store + (Select ? threadIdx.x : 0),
+            band_count + group_in_block, band_expert + band_at, group_mask);
+      const bool overflow = __any_sync(0xffffffffu, band_size > static_cast<uint32_t>(kSplitBiasBandCap));
+      if (!exact_only && !overflow) {
+        if (in_band)
+          ts_split_bias_band_winners<Dtype, W>(row, lane, k, band_size, band_expert + band_at, bias_exact,
+                                               band_key + band_at, band_weight + band_at, my_keys, my_weights,
+                                               group_mask, mine, w);
+      } else {
+        uint64_t best[8];
+        ts_split_bias_exact_best8<Dtype, W, V>(group, row, lane, a.experts, bias_exact, best);
 #pragma unroll
-      for (int i = 0; i < kRanks; ++i) {
-        const int r = lane * kRanks + i;
-        const uint64_t pick = ts_split_pick<kRanks>(best, lane, i);
-        mine[i] = live && r < k ? pick : 0;
-        w[i] = live && r < k ? ts_weight_of_logit(ts_input<Dtype>::to_float(row[ts_key_index(static_cast<uint32_t>(pick))]))
-                             : 0.0f;
+        for (int i = 0; i < kRanks; ++i) {
+          const int r = lane * kRanks + i;
+          const uint64_t pick = ts_split_pick<kRanks>(best, lane, i);
+          const float x = ts_split_bias_logit<Dtype>(row[ts_key_index(static_cast<uint32_t>(pick))], 0);
+          mine[i] = live && r < k ? pick : 0;
+          w[i] = live && r < k ? ts_weight_of_logit(x) : 0.0f;
+        }
       }
     }
 
@@ -288,6 +511,7 @@ __global__ void __launch_bounds__(kSplitBlock, kSplitBiasBlocksPerSm) ts_split_b
         a.indices[o] = static_cast<int32_t>(ts_key_index(static_cast<uint32_t>(mine[i])));
       }
     }
+    if (in_band && lane == 0) band_count[group_in_block] = 0;
     __syncwarp();  // the next token's stores into this group's slots come after these reads
     token += stride;
   }

@@ -119,26 +119,13 @@ __host__ __device__ constexpr int ts_vector_select_blocks_per_sm() {
   return V > 32 ? 4 : 8;
 }
 
-// The keys of a lane's vectors' maxima (ts_split_load's layout: local vector c is the row's
-// vector c * W + lane), sorted descending, padded with zero keys to S (4 or 8); a lane of more
-// than 8 vectors keeps its best 8 (of 16 slots, as ts_best8_desc takes them). Vectors past the
-// row get key 0, below every real key.
-template <int Dtype, int W, int V, int S>
-__device__ __forceinline__ void ts_vector_keys(const uint32_t (&words)[V / 2], int lane, int vectors,
-                                               uint32_t (&keys)[S]) {
-  constexpr int kVectors = V / 8;
+// A lane's vector keys all[0 .. kVectors - 1] sorted descending into keys, padded with zero keys
+// to S (4 or 8); a lane of more than 8 vectors keeps its best 8 (of 16 slots, as ts_best8_desc
+// takes them). Shared by the vector select kernels with and without bias.
+template <int kVectors, int S>
+__device__ __forceinline__ void ts_keep_vector_keys(uint32_t (&all)[kVectors <= S ? S : 16], uint32_t (&keys)[S]) {
   constexpr int kAll = kVectors <= S ? S : 16;
-  static_assert(kVectors % 2 == 0 && kVectors <= kAll && (S == 4 || S == 8), "pairs of vectors, 4 or 8 keys");
-  uint32_t all[kAll];
-#pragma unroll
-  for (int c = 0; c < kVectors; c += 2) {
-    const uint4 a = make_uint4(words[4 * c], words[4 * c + 1], words[4 * c + 2], words[4 * c + 3]);
-    const uint4 b = make_uint4(words[4 * c + 4], words[4 * c + 5], words[4 * c + 6], words[4 * c + 7]);
-    const uint32_t ord = ts_split_ord16x2<Dtype>(ts_vector_max_pair<Dtype>(a, b));
-    const int va = c * W + lane, vb = va + W;
-    all[c] = va < vectors ? (ord << 16) | ts_index_field(static_cast<uint32_t>(va)) : 0u;
-    all[c + 1] = vb < vectors ? (ord & 0xffff0000u) | ts_index_field(static_cast<uint32_t>(vb)) : 0u;
-  }
+  static_assert(kVectors <= kAll && (S == 4 || S == 8), "4 or 8 keys, at most 16 vectors");
 #pragma unroll
   for (int c = kVectors; c < kAll; ++c) all[c] = 0u;
   if constexpr (kAll == S) {
@@ -150,6 +137,27 @@ __device__ __forceinline__ void ts_vector_keys(const uint32_t (&words)[V / 2], i
   }
 }
 
+// The keys of a lane's vectors' maxima (ts_split_load's layout: local vector c is the row's
+// vector c * W + lane), kept by ts_keep_vector_keys. Vectors past the row get key 0, below every
+// real key.
+template <int Dtype, int W, int V, int S>
+__device__ __forceinline__ void ts_vector_keys(const uint32_t (&words)[V / 2], int lane, int vectors,
+                                               uint32_t (&keys)[S]) {
+  constexpr int kVectors = V / 8;
+  static_assert(kVectors % 2 == 0, "pairs of vectors");
+  uint32_t all[kVectors <= S ? S : 16];
+#pragma unroll
+  for (int c = 0; c < kVectors; c += 2) {
+    const uint4 a = make_uint4(words[4 * c], words[4 * c + 1], words[4 * c + 2], words[4 * c + 3]);
+    const uint4 b = make_uint4(words[4 * c + 4], words[4 * c + 5], words[4 * c + 6], words[4 * c + 7]);
+    const uint32_t ord = ts_split_ord16x2<Dtype>(ts_vector_max_pair<Dtype>(a, b));
+    const int va = c * W + lane, vb = va + W;
+    all[c] = va < vectors ? (ord << 16) | ts_index_field(static_cast<uint32_t>(va)) : 0u;
+    all[c + 1] = vb < vectors ? (ord & 0xffff0000u) | ts_index_field(static_cast<uint32_t>(vb)) : 0u;
+  }
+  ts_keep_vector_keys<kVectors, S>(all, keys);
+}
+
 // Lane l's chosen vectors (8 / W of them) among the group's best 8 vector keys.
 // - 4 lanes of 8 keys: step 1 (lanes l, l ^ 1) folds the two sorted lists into the sorted best 8
 //   of both, the same list in both lanes; step 2 (l, l ^ 2) needs only the set, the elementwise
@@ -159,9 +167,11 @@ __device__ __forceinline__ void ts_vector_keys(const uint32_t (&words)[V / 2], i
 // - Otherwise the butterfly merge of sorted 8-lists (ts_butterfly_topk) and a pick by rank: at
 //   4 lanes of 4 keys the form above measured slower (H200, E128 T=16384 4.70 -> 4.93 us, T=4096
 //   2.75 -> 3.01), though it has fewer ALU operations.
+// With eighth (the bias kernel's check), it also gets the group's 8th best vector key, the least
+// chosen one.
 template <int W, int S, class Group>
 __device__ __forceinline__ void ts_choose_vectors(const Group& group, const uint32_t (&keys)[S], int lane,
-                                                  uint32_t (&pick)[8 / W]) {
+                                                  uint32_t (&pick)[8 / W], uint32_t* eighth = nullptr) {
   if constexpr (W == 4 && S == 8) {
     uint32_t m[8], other[8], far[8], set[4];
 #pragma unroll
@@ -176,6 +186,10 @@ __device__ __forceinline__ void ts_choose_vectors(const Group& group, const uint
     const bool odd = (lane & 1) != 0;
     pick[0] = odd ? set[2] : set[0];
     pick[1] = odd ? set[3] : set[1];
+    if (eighth != nullptr) {  // lanes l and l ^ 2 hold the two halves of the set
+      const uint32_t least = ts_umin(ts_umin(set[0], set[1]), ts_umin(set[2], set[3]));
+      *eighth = ts_umin(least, group.xor_read(least, 2));
+    }
   } else {
     uint32_t all[8];
 #pragma unroll
@@ -183,6 +197,7 @@ __device__ __forceinline__ void ts_choose_vectors(const Group& group, const uint
     ts_butterfly_topk<W>(group, all);
 #pragma unroll
     for (int i = 0; i < 8 / W; ++i) pick[i] = ts_split_pick<8 / W>(all, lane, i);
+    if (eighth != nullptr) *eighth = all[7];
   }
 }
 

@@ -44,6 +44,10 @@ template <class Key>
 __device__ __forceinline__ Key ts_umax(Key a, Key b) {
   return a > b ? a : b;
 }
+template <class Key>
+__device__ __forceinline__ Key ts_umin(Key a, Key b) {
+  return a < b ? a : b;
+}
 
 // Compare-exchange so that c[i] >= c[j].
 template <int V, class Key>

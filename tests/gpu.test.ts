@@ -274,14 +274,15 @@ gpuDescribe("GPU backends are byte-identical to the host backend", () => {
 
   // With a bias the same large batches rank on a cheap score first and compute exact scores only
   // for the candidates near the k-th (hip/bias_prefilter.hpp, NVIDIA); its result must still be
-  // the host's bytes, on rows and biases built to sit within a few ulps of the k-th place. At 256
-  // tokens per SM the 16-bit batches of E <= 256 take the split bias kernel (below), so those E
-  // also run at 100 tokens per SM, under its thresholds (ts_split_bias_pays), on the prefilter.
+  // the host's bytes, on rows and biases built to sit within a few ulps of the k-th place. From
+  // 128 tokens per SM the 16-bit batches take the split bias kernel (below), so every E runs at
+  // 100 tokens per SM, under its threshold (ts_split_bias_pays), on the prefilter, and at 256 on
+  // the split bias kernel.
   test("large batches with a bias (the prefilter): near-ties, ulp-apart and special biases, k <= 8", () => {
     const sms = info?.multiprocessors ?? 132;
     let i = 0;
     for (const experts of [72, 128, 200, 256, 320, 384, 448, 512]) {
-      for (const tokens of experts <= 256 ? [100 * sms + 7, 256 * sms + 37] : [256 * sms + 37])
+      for (const tokens of [100 * sms + 7, 256 * sms + 37])
         for (const dtype of dtypeList) {
           i++;
           const k = [1, 2, 3, 4, 5, 6, 7, 8][(i * 3) % 8] as number;
@@ -293,17 +294,20 @@ gpuDescribe("GPU backends are byte-identical to the host backend", () => {
     }
   }, 300_000);
 
-  // With a bias, 16-bit batches of E = 65..256 and k <= 8 from 128 tokens per SM (E <= 128) or
-  // 256 take the split bias kernel (hip/kernel_split_bias.hpp, NVIDIA): cheap fixed-point keys
-  // through the split kernel's networks, exact values for the winners, an exact recomputation for
-  // warps with a near-tie at the k-th place or a non-finite bias. Both shapes, rows with empty
-  // vectors, padded strides, every k; biases of the benchmark, large ones (the fixed point's
+  // With a bias, 16-bit batches of E = 65..512 and k <= 8 from 128 tokens per SM take the split
+  // bias kernel (hip/kernel_split_bias.hpp, NVIDIA): cheap fixed-point keys through the split
+  // kernel's networks (E <= 128) or the vector selection (E > 128), exact values for the winners,
+  // for a token with a near-tie at the k-th place exact values for its band, an exact
+  // recomputation for warps with a band past its list or a non-finite bias. Every shape, rows with
+  // empty vectors, padded strides, every k; biases of the benchmark, large ones (the fixed point's
   // scale follows the largest |b|), near-ties, and non-finite ones.
-  test("split bias kernel (E 72-256, 16-bit): both shapes, benchmark / large / near-tie / special biases, every k", () => {
+  test("split bias kernel (E 72-512, 16-bit): every shape, benchmark / large / near-tie / special biases, every k", () => {
     const sms = info?.multiprocessors ?? 132;
     let i = 0;
     for (const tokens of [130 * sms + 5, 260 * sms + 3]) {
-      for (const experts of [72, 120, 128, 136, 200, 256]) {
+      for (const experts of tokens < 200 * sms
+        ? [72, 120, 128, 136, 200, 256, 320, 384, 448, 512]
+        : [72, 128, 136, 256]) {
         for (const biasKind of ["benchmark", "large", "near-ties", "special"] as const) {
           i++;
           const dtype: "bf16" | "f16" = (i + (i >> 2)) % 2 === 0 ? "bf16" : "f16"; // both for every E and bias kind

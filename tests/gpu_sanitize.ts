@@ -11,7 +11,7 @@ import {
   deviceInfo,
   synchronize,
 } from "../mod.ts";
-import { firstDifference, makeBias, makeLogits } from "./gpu_cases.ts";
+import { firstDifference, makeBias, makeBiasNearTies, makeLogits } from "./gpu_cases.ts";
 
 if (deviceCount() === 0) {
   console.error("gpu_sanitize: no GPU");
@@ -25,8 +25,8 @@ const large = 4 * 64 * sms + 37;
 // 16-bit E <= 256 without bias (hip/kernel_split.hpp, both shapes); for E > 256 the vector select
 // kernel's 8-lane shapes.
 const mid = 30 * sms + 5;
-const cases: [number, number, Dtype, boolean, number, number][] = [
-  // experts, k, dtype, bias, stride pad, tokens
+const cases: [number, number, Dtype, boolean | "near-ties", number, number][] = [
+  // experts, k, dtype, bias (or near-tie rows and biases), stride pad, tokens
   [3, 2, "f32", false, 0, 37],
   [64, 8, "bf16", false, 0, 37],
   [72, 6, "f16", true, 3, 37],
@@ -48,21 +48,27 @@ const cases: [number, number, Dtype, boolean, number, number][] = [
   [128, 8, "bf16", false, 16, mid],
   [200, 6, "bf16", false, 0, mid],
   [1024, 8, "bf16", false, 0, large],
-  // With a bias: 16-bit E <= 256 the split bias kernel (hip/kernel_split_bias.hpp; both shapes),
-  // above it the prefilter's candidate scratch in shared memory (hip/bias_prefilter.hpp), and
-  // below the split bias kernel's threshold the prefilter at E = 128.
+  // With a bias: 16-bit the split bias kernel (hip/kernel_split_bias.hpp; every shape, with
+  // near-tie rows its bands and exact recomputations in shared memory), fp32 the prefilter's
+  // candidate scratch in shared memory (hip/bias_prefilter.hpp), and below the split bias
+  // kernel's threshold the prefilter at E = 128.
   [256, 8, "bf16", true, 0, large],
   [128, 8, "f16", true, 16, large],
   [200, 5, "bf16", true, 0, large],
-  [128, 6, "bf16", true, 0, mid],
+  [512, 8, "bf16", true, 0, large],
   [384, 3, "f16", true, 8, large],
+  [128, 8, "bf16", "near-ties", 0, large],
+  [448, 8, "f16", "near-ties", 8, large],
+  [128, 6, "bf16", true, 0, mid],
+  [384, 3, "f32", true, 0, large],
 ];
 let failures = 0;
 let checked = 0;
 for (const [experts, k, dtype, withBias, pad, tokens] of cases) {
   const stride = experts + pad;
-  const logits = makeLogits(experts + k, tokens, experts, stride, dtype);
-  const bias = withBias ? makeBias(experts, experts) : undefined;
+  const near = withBias === "near-ties" ? makeBiasNearTies(experts + k, tokens, experts, stride, dtype) : undefined;
+  const logits = near?.logits ?? makeLogits(experts + k, tokens, experts, stride, dtype);
+  const bias = near?.bias ?? (withBias ? makeBias(experts, experts) : undefined);
   const base = { experts, topk: k, dtype, bias, renormalize: true, scale: 2.5, rowStride: stride };
   using host = createRouter({ ...base, backend: "host" });
   const expected = host.route(logits, { tokens });
