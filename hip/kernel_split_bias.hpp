@@ -51,7 +51,7 @@
 // Lanes per token and logits per lane: 4 x 32 for E = 65..128 (every logit's key sorted), 4 x 64,
 // 96 or 128 with the vector selection (Select) for E = 129..512; {0, 0} outside E = 65..512.
 // The vector selection did not pay at E <= 128 (H200, graph replay, bf16 k=8, T=65536, rows of
-// the benchmark's kinds / random normal rows: 21.9 vs 22.0 us / 17.2 vs 16.7), and 8 lanes of 48
+// the benchmark's kinds / random normal rows: 23.4 vs 22.8 us / 17.6 vs 16.7), and 8 lanes of 48
 // or 64 (three-step butterflies) lost to 4 lanes of 96 or 128 (E384 34.8 vs 29.8, E512 38.8 vs
 // 35.1).
 struct ts_split_bias_shape {
