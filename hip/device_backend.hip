@@ -329,7 +329,7 @@ bool launch_split(const ts_kernel_args& k, hipStream_t stream, int sms) {
     return false;
   } else if constexpr (HasBias) {
     if (k.k > 8 || !k.vector_loads) return false;
-    const ts_split_bias_shape s = ts_pick_split_bias_shape(k.experts);
+    const ts_warp_shape s = ts_pick_split_bias_shape(k.experts);
     if (s.w == 0 || !ts_split_bias_pays(k.tokens, sms)) return false;
     switch (s.v) {
       case 32: launch_split_shape<Policy, Dtype, true, 4, 32>(k, stream, sms); break;

@@ -49,19 +49,15 @@
 
 #if defined(TS_PLATFORM_CUDA)
 // Lanes per token and logits per lane: 4 x 32 for E = 65..128 (every logit's key sorted), 4 x 64,
-// 96 or 128 with the vector selection (Select) for E = 129..512; {0, 0} outside E = 65..512.
+// 96 or 128 with the vector selection (Select, V > 32) for E = 129..512; {0, 0} outside E = 65..512.
 // The vector selection did not pay at E <= 128 (H200, graph replay, bf16 k=8, T=65536, rows of
 // the benchmark's kinds / random normal rows: 23.4 vs 22.8 us / 17.6 vs 16.7), and 8 lanes of 48
 // or 64 (three-step butterflies) lost to 4 lanes of 96 or 128 (E384 34.8 vs 29.8, E512 38.8 vs
 // 35.1).
-struct ts_split_bias_shape {
-  int w, v;
-  bool select;
-};
-inline ts_split_bias_shape ts_pick_split_bias_shape(int experts) {
-  if (experts <= 64 || experts > 512) return {0, 0, false};
-  if (experts <= 128) return {4, 32, false};
-  return {4, experts <= 256 ? 64 : experts <= 384 ? 96 : 128, true};
+inline ts_warp_shape ts_pick_split_bias_shape(int experts) {
+  if (experts <= 64 || experts > 512) return {0, 0};
+  if (experts <= 128) return {4, 32};
+  return {4, experts <= 256 ? 64 : experts <= 384 ? 96 : 128};
 }
 
 // Blocks per SM the kernel keeps registers for: 64 registers, no spills (sm_90, sm_80). A form that
