@@ -162,10 +162,10 @@ __device__ __forceinline__ void ts_split_bias_exact(const uint16_t* row, uint32_
 
 // The exact best 8 of a lane's slice (64-bit keys of every logit, one 16-byte vector at a time
 // so that only 16 keys are live), merged over the group: the path of warps in which a token's
-// cheap check fails. Its latency is what such a warp adds to the batch (BENCHMARKS.md 31: about
-// 4 us at T=65536), so the loop is unrolled (the vectors' loads need not wait for each other)
-// and the eight sigmoids of a vector are independent, with no division branch. Vectors past the
-// row get key 0.
+// band outgrows its list or the bias is not finite (rare since the bands, BENCHMARKS.md 34). The
+// loop stays rolled up: unrolled, its loads in flight took the registers that 4 blocks per SM
+// leave (spills at 64); the eight sigmoids of a vector are independent, with no division branch.
+// Vectors past the row get key 0.
 template <int Dtype, int W, int V, class Group>
 __device__ __forceinline__ void ts_split_bias_exact_best8(const Group& group, const uint16_t* row, int lane,
                                                           int experts, const float* bias, uint64_t (&best)[8]) {
