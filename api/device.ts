@@ -51,10 +51,19 @@ export interface DeviceInfo {
   dispatchBackend: BackendName;
   /** L2 cache size in bytes (benchmarks rotate inputs past it). */
   l2CacheBytes: number;
+  /**
+   * Kernels start before the previous kernel in their stream ends (programmatic dependent launch:
+   * NVIDIA sm_90+, unless TOPK_SIGMOID_PDL=0 was set when the device was first used).
+   */
+  dependentLaunch: boolean;
+  /** The GPU runtime's version (cudaRuntimeGetVersion / hipRuntimeGetVersion), e.g. 13000. */
+  runtimeVersion: number;
 }
 
-// ts_device_info layout (hip/topk_sigmoid.h): i64, 8 x i32, char[256], char[64].
-const INFO_BYTES = 8 + 8 * 4 + 256 + 64;
+// ts_device_info layout (hip/topk_sigmoid.h): i64, 10 x i32, char[256], char[64].
+const INFO_I32 = 10;
+const NAME_AT = 8 + 4 * INFO_I32;
+const INFO_BYTES = NAME_AT + 256 + 64;
 const cString = (bytes: Uint8Array) => {
   const end = bytes.indexOf(0);
   return new TextDecoder().decode(end < 0 ? bytes : bytes.subarray(0, end));
@@ -79,8 +88,10 @@ export function deviceInfo(ordinal?: number): DeviceInfo {
     warpSize: i32(5),
     dispatchBackend: backendName(i32(6)),
     l2CacheBytes: i32(7),
-    name: cString(buf.subarray(40, 296)),
-    arch: cString(buf.subarray(296, 360)),
+    dependentLaunch: i32(8) !== 0,
+    runtimeVersion: i32(9),
+    name: cString(buf.subarray(NAME_AT, NAME_AT + 256)),
+    arch: cString(buf.subarray(NAME_AT + 256, INFO_BYTES)),
   };
 }
 

@@ -1,21 +1,33 @@
 // bench/latency_probe.cu: the latency floor of any router kernel on this GPU. Graph replay of
 // kernels that do no routing at all: (a) empty, (b) each warp reads one row of logits and
 // writes k weights + k indices, with the same input rotation as bench/run.ts (so small inputs
-// are L2-resident and larger ones come from HBM). A routing kernel cannot beat (b).
+// are L2-resident and larger ones come from HBM). A routing kernel cannot beat (b). Each is timed
+// launched plainly and as a programmatic dependent launch (sm_90+: the kernel waits for the one
+// before it with griddepcontrol.wait, then lets the next launch), as this library launches its
+// kernels (hip/dependent_launch.hpp).
 //   nvcc -O3 -arch=sm_90 bench/latency_probe.cu -o /tmp/latency_probe && /tmp/latency_probe
 #include <cstdio>
 #include <cstdint>
 #include <vector>
 #include <algorithm>
+#include <cstdlib>
 #include <cuda_runtime.h>
 
-__global__ void empty_kernel() {}
+__device__ __forceinline__ void await_prior_grid() {
+#if __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+__global__ void empty_kernel() { await_prior_grid(); }
 
 // One warp per token: lane l reads 16 bytes of the row, the warp combines them (one shuffle
 // step, so the read is used) and lanes 0..k-1 write a weight and an index.
 __global__ void read_write_kernel(const uint4* logits, int row_vec, int tokens, int k, float* w, int* idx) {
   const int token = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
   const int lane = threadIdx.x & 31;
+  await_prior_grid();
   if (token >= tokens) return;
   uint32_t x = 0;
   if (lane < row_vec) {
@@ -27,6 +39,21 @@ __global__ void read_write_kernel(const uint4* logits, int row_vec, int tokens, 
     w[token * k + lane] = __uint_as_float(x & 0x3f7fffffu);
     idx[token * k + lane] = static_cast<int>(x & 63);
   }
+}
+
+// Launches kernel plainly, or with the programmatic-dependent-launch attribute.
+template <typename... Params, typename... Args>
+void launch(bool dependent, void (*kernel)(Params...), int grid, int block, cudaStream_t s, Args... args) {
+  cudaLaunchAttribute attribute[1];
+  attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attribute[0].val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t config = {};
+  config.gridDim = dim3(grid);
+  config.blockDim = dim3(block);
+  config.stream = s;
+  config.attrs = attribute;
+  config.numAttrs = dependent ? 1 : 0;
+  if (cudaLaunchKernelEx(&config, kernel, args...) != cudaSuccess) std::abort();
 }
 
 int main() {
@@ -58,7 +85,10 @@ int main() {
     std::sort(t.begin(), t.end());
     return t[t.size() / 2];
   };
-  printf("empty kernel: %.2f us\n", time_graph([&](int) { empty_kernel<<<1, 32, 0, s>>>(); }, 200));
+  auto empty = [&](bool dependent) {
+    return time_graph([&](int) { launch(dependent, empty_kernel, 1, 32, s); }, 200);
+  };
+  printf("empty kernel: %.2f us (dependent launch: %.2f us)\n", empty(false), empty(true));
   float* w;
   int* idx;
   cudaMalloc(&w, 65536 * 8 * 4);
@@ -74,13 +104,17 @@ int main() {
       cudaMemset(buf, 0x3c, bytes * copies);
       const int row_vec = std::max(1, e * 2 / 16);
       const int blocks = (t + 7) / 8;
-      const float us = time_graph(
-          [&](int i) {
-            read_write_kernel<<<blocks, 256, 0, s>>>(reinterpret_cast<const uint4*>(buf + bytes * (i % copies)), row_vec,
-                                                     t, 8, w, idx);
-          },
-          copies);
-      printf("read+write floor: E=%d T=%d bf16 (%d rotating copies of %zu bytes): %.2f us\n", e, t, copies, bytes, us);
+      auto floor = [&](bool dependent) {
+        return time_graph(
+            [&](int i) {
+              const uint4* rows = reinterpret_cast<const uint4*>(buf + bytes * (i % copies));
+              launch(dependent, read_write_kernel, blocks, 256, s, rows, row_vec, t, 8, w, idx);
+            },
+            copies);
+      };
+      const float plain = floor(false);
+      printf("read+write floor: E=%d T=%d bf16 (%d rotating copies of %zu bytes): %.2f us (dependent launch: %.2f us)\n",
+             e, t, copies, bytes, plain, floor(true));
       cudaFree(buf);
     }
   }

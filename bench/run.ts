@@ -197,8 +197,12 @@ if (gpus > 0 && !o.dryRun) {
     totalMemory: d.totalMemory,
     fastBackend: fast,
     dispatchBackend: d.dispatchBackend,
+    dependentLaunch: d.dependentLaunch,
   };
-  progress.log(`device: ${d.name} (${d.arch}, ${d.multiprocessors} SMs); fast path ${fast}; ${results.library?.path}`);
+  progress.log(
+    `device: ${d.name} (${d.arch}, ${d.multiprocessors} SMs); fast path ${fast}; ` +
+      `${d.dependentLaunch ? "dependent" : "plain"} launches; ${results.library?.path}`,
+  );
 } else if (!o.dryRun) {
   console.error(
     `bench: no GPU visible to ${results.library?.path ?? "the native library"}. Build on a GPU machine ('bun run build'), ` +

@@ -28,6 +28,7 @@
 #define hipGetDevice cudaGetDevice
 #define hipDeviceProp_t cudaDeviceProp
 #define hipGetDeviceProperties cudaGetDeviceProperties
+#define hipRuntimeGetVersion cudaRuntimeGetVersion
 #define hipMalloc cudaMalloc
 #define hipFree cudaFree
 #define hipMemcpyAsync cudaMemcpyAsync

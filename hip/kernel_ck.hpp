@@ -11,6 +11,7 @@ constexpr int kCkBlock = 256;
 
 template <class Policy, int Dtype, bool HasBias>
 __global__ void __launch_bounds__(kCkBlock) ts_ck_kernel(const ts_kernel_args a) {
+  ts_await_prior_grid(a.early_dependents);
   using Raw = typename ts_input<Dtype>::Raw;
   using K = ts_keys<Dtype, HasBias>;
   using Key = typename K::Key;

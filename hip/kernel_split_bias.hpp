@@ -284,6 +284,7 @@ __device__ __forceinline__ void ts_split_bias_band_winners(const uint16_t* row, 
 template <class Policy, int Dtype, int W, int V, bool Select>
 __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_sm<Select, V>())
     ts_split_bias_kernel(const ts_kernel_args a) {
+  ts_await_prior_grid(a.early_dependents);
   static_assert(Dtype != TS_DTYPE_F32, "16-bit logits");
   static_assert(V % 8 == 0 && W >= 2 && W <= 16 && W * V <= (Select ? 512 : 256), "split shapes");
   static_assert(!Select || W == 4 || W == 8, "vector selection: 4 or 8 lanes");

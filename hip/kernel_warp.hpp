@@ -11,6 +11,7 @@
 #define TOPK_SIGMOID_KERNEL_WARP_HPP
 
 #include "bias_prefilter.hpp"
+#include "dependent_launch.hpp"
 #include "gpu_compat.h"
 #include "keys.hpp"
 
@@ -38,6 +39,7 @@ struct ts_kernel_args {
   float scale;
   int32_t vector_loads;      // rows are 16-byte aligned and E * elem is a multiple of 16
   int32_t tokens_per_group;  // warp kernel: tokens a group routes before one shared epilogue
+  int32_t early_dependents;  // ts_await_prior_grid: let the next kernel launch at once (else at block exit)
 };
 
 template <class Key>
@@ -402,6 +404,7 @@ __host__ __device__ constexpr int ts_warp_min_blocks() {
 template <class Policy, int Dtype, int W, int V, bool HasBias, bool Small = false>
 __global__ void __launch_bounds__(kWarpBlock, (Small ? 1 : ts_warp_min_blocks<Dtype, W, V, HasBias>()))
     ts_warp_kernel(const ts_kernel_args a) {
+  ts_await_prior_grid(a.early_dependents);
   using Raw = typename ts_input<Dtype>::Raw;
   using K = ts_keys<Dtype, HasBias>;
   using Key = typename K::Key;

@@ -76,7 +76,7 @@ typedef int32_t ts_status;
 #define TS_VENDOR_NVIDIA 1
 #define TS_VENDOR_AMD 2
 
-/* Layout is fixed: 8-byte aligned fields first, no implicit padding (ffi/device_info.ts reads it). */
+/* Layout is fixed: 8-byte aligned fields first, no implicit padding (api/device.ts reads it). */
 typedef struct ts_device_info {
   int64_t total_memory;     /* bytes */
   int32_t ordinal;
@@ -87,6 +87,9 @@ typedef struct ts_device_info {
   int32_t warp_size;
   int32_t dispatch_backend; /* TS_BACKEND_* that topk_sigmoid picks here for E <= 1024 */
   int32_t l2_cache_bytes;
+  int32_t dependent_launch; /* 1: kernels start before the previous kernel in their stream ends (NVIDIA sm_90+,
+                               programmatic dependent launch; TOPK_SIGMOID_PDL=0 turns it off) */
+  int32_t runtime_version;  /* cudaRuntimeGetVersion / hipRuntimeGetVersion, e.g. 13000 */
   char name[256];
   char arch[64];            /* "sm_90", "gfx942", ... */
 } ts_device_info;

@@ -326,10 +326,9 @@ test("ts_device_info layout is the one api/device.ts reads", () => {
     offset += size * Number(m[3] ?? 1);
   }
   layout.sizeof = offset;
-  // api/device.ts reads: i64 total_memory at 0, then eight i32 from 8 (ordinal, vendor, major,
-  // minor, multiprocessors, warp_size, dispatch_backend, then one more), name at 40, arch at 296,
-  // 360 bytes in all
-  const eighth = Object.entries(layout).find(([, at]) => at === 36)?.[0] ?? "(none)";
+  // api/device.ts reads: i64 total_memory at 0, then ten i32 from 8 (ordinal, vendor, major,
+  // minor, multiprocessors, warp_size, dispatch_backend, l2_cache_bytes, dependent_launch,
+  // runtime_version), name at 48, arch at 304, 368 bytes in all (a multiple of 8: no tail padding)
   expect(layout).toEqual({
     total_memory: 0,
     ordinal: 8,
@@ -339,10 +338,12 @@ test("ts_device_info layout is the one api/device.ts reads", () => {
     multiprocessors: 24,
     warp_size: 28,
     dispatch_backend: 32,
-    [eighth]: 36,
-    name: 40,
-    arch: 296,
-    sizeof: 360,
+    l2_cache_bytes: 36,
+    dependent_launch: 40,
+    runtime_version: 44,
+    name: 48,
+    arch: 304,
+    sizeof: 368,
   });
 });
 

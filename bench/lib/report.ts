@@ -241,6 +241,7 @@ function header(r: BenchResults): string {
     `- command: \`${r.command}\``,
     `- commit: ${r.git.commit ?? "unknown"}${r.git.dirty ? " (with uncommitted changes)" : ""}; Bun ${r.host.bun}; ${r.host.cpuModel} x${r.host.cpus}`,
     `- library: ${r.library?.path ?? "-"}; fast path: ${d?.fastBackend ?? "-"}; dispatch picks ${d?.dispatchBackend ?? "-"} for E <= 1024`,
+    `- kernel launches: ${d === null ? "-" : d.dependentLaunch ? "programmatic dependent launch (each kernel may start while the one before it in the stream runs, and waits for it before touching memory; TOPK_SIGMOID_PDL=0 turns it off)" : "plain (no programmatic dependent launch on this device, or TOPK_SIGMOID_PDL=0)"}`,
     `- PyTorch: ${r.torch?.ok ? `${r.torch.torch} (CUDA ${r.torch.cuda}) on ${r.torch.device}` : `not run (${r.torch?.error ?? "--no-torch"})`}`,
     `- method: graph = R calls captured in one CUDA graph, replays back to back, device events, median of ${r.options.repeats} samples / R; b2b = R plain launches between events; inputs rotate over copies until ${r.options.rotateMiB} MiB (max ${r.options.maxSlots} copies); torch eager = plain eager calls between events`,
   ];
@@ -252,8 +253,11 @@ function floorsTable(r: BenchResults): string {
   return table(
     ["floor", "value"],
     [
-      ["empty kernel in a CUDA graph (launch floor)", f.launchGraphUs === null ? "-" : `${us(f.launchGraphUs)} us`],
-      ["empty kernel, plain launches back to back", f.launchB2bUs === null ? "-" : `${us(f.launchB2bUs)} us`],
+      [
+        "empty kernel in a CUDA graph, launched as the routing kernels are (launch floor)",
+        f.launchGraphUs === null ? "-" : `${us(f.launchGraphUs)} us`,
+      ],
+      ["empty kernel, launches back to back (no graph)", f.launchB2bUs === null ? "-" : `${us(f.launchB2bUs)} us`],
       [
         `copy bandwidth (${f.copySource === "option" ? "--copy-tbps" : "PyTorch D2D copy"}, read + write)`,
         f.copyTBps === null ? "-" : `${f.copyTBps.toFixed(2)} TB/s`,

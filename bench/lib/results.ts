@@ -105,6 +105,8 @@ export interface BenchResults {
     totalMemory: number;
     fastBackend: string;
     dispatchBackend: string;
+    /** Kernels launched as programmatic dependent launches (deviceInfo().dependentLaunch). */
+    dependentLaunch: boolean;
   } | null;
   torch: TorchInfo | null;
   floors: Floors;
