@@ -11,6 +11,7 @@
 #include "crosslane_shfl.hpp"
 #include "gpu_compat.h"
 #include "kernel_ck.hpp"
+#include "kernel_lane.hpp"
 #include "kernel_split.hpp"
 #include "kernel_split_bias.hpp"
 #include "kernel_vector_select.hpp"
@@ -383,9 +384,60 @@ bool launch_split(const ts_kernel_args& k, const ts_launch_stream& stream, int s
 }
 #endif
 
+#if defined(TS_PLATFORM_CUDA)
+// Rows of at most 8 experts: the lane kernel (kernel_lane.hpp), L lanes per token, at every batch
+// size. Blocks shrink (down to one warp) while the batch would leave SMs without two, so a small
+// batch's warps spread over the GPU; the next kernel may launch at once while the grid takes at
+// most half of the room for its blocks.
+template <int Dtype, bool HasBias, int KP, int L>
+void launch_lane_shape(const ts_kernel_args& k, const ts_launch_stream& stream, int sms) {
+  int threads = kLaneBlock;
+  while (threads > 32 && static_cast<int64_t>(grid_for(k.tokens, threads / L)) < 2LL * sms) threads /= 2;
+  const unsigned grid = grid_for(k.tokens, threads / L);
+  const int64_t resident = static_cast<int64_t>(sms) * (2048 / threads);
+  ts_kernel_args args = k;
+  args.early_dependents = 2LL * grid < resident ? 1 : 0;
+  ts_launch(ts_lane_kernel<Dtype, HasBias, KP, L>, grid, threads, 0, stream, args);
+}
+// One lane per rank (L = KP) while the batch's lanes stay within 256 per SM; above, without bias
+// the lanes per token halve until they fit, with a bias they drop to one (its narrower groups
+// lost: T=65536 k=8 5.1 us at one lane, 11.7 at two, 10.9 at four). H200, graph replay, E=8,
+// bf16, rotating inputs, against the warp kernel: k=8 T=64 1.66 -> 1.44 us, T=256 1.79 -> 1.47,
+// T=4096 2.07 -> 1.67 (L = 8), T=16384 5.19 -> 2.60 (L = 2; 3.05 at L = 8), T=65536 11.95 ->
+// 4.68 (L = 1; 8.63 at L = 8), with a bias T=256 3.41 -> 2.50, T=65536 34.2 -> 5.1; k=4 T=256
+// 1.51 -> 1.35, T=65536 5.22 -> 2.70; k=1 T=1 1.19 -> 1.14.
+template <int Dtype, bool HasBias, int KP>
+void launch_lane_kp(const ts_kernel_args& k, const ts_launch_stream& stream, int sms) {
+  const int64_t lanes_fit = 256LL * sms;
+  int l = KP;
+  while (l > 1 && k.tokens * l > lanes_fit) l = HasBias ? 1 : l / 2;
+  if constexpr (KP >= 8) {
+    if (l == 8) return launch_lane_shape<Dtype, HasBias, KP, 8>(k, stream, sms);
+  }
+  if constexpr (KP >= 4) {
+    if (l == 4) return launch_lane_shape<Dtype, HasBias, KP, 4>(k, stream, sms);
+  }
+  if constexpr (KP >= 2) {
+    if (l == 2) return launch_lane_shape<Dtype, HasBias, KP, 2>(k, stream, sms);
+  }
+  launch_lane_shape<Dtype, HasBias, KP, 1>(k, stream, sms);
+}
+template <int Dtype, bool HasBias>
+void launch_lane(const ts_kernel_args& k, const ts_launch_stream& stream, int sms) {
+  if (k.k == 1) launch_lane_kp<Dtype, HasBias, 1>(k, stream, sms);
+  else if (k.k == 2) launch_lane_kp<Dtype, HasBias, 2>(k, stream, sms);
+  else if (k.k <= 4) launch_lane_kp<Dtype, HasBias, 4>(k, stream, sms);
+  else launch_lane_kp<Dtype, HasBias, 8>(k, stream, sms);
+}
+#endif
+
 template <class Policy, int Dtype, bool HasBias>
 bool launch_warp(const ts_kernel_args& k, ts_warp_shape s, const ts_launch_stream& stream, int sms) {
 #if defined(TS_PLATFORM_CUDA)
+  if (k.experts <= kLaneExperts) {  // every k (k <= E) and dtype, with or without bias
+    launch_lane<Dtype, HasBias>(k, stream, sms);
+    return true;
+  }
   if (launch_split<Policy, Dtype, HasBias>(k, stream, sms)) return true;
 #endif
   // Whole-warp shapes for k <= 8, on rows 8-byte aligned (as vector_loads promises):

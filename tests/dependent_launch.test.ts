@@ -37,7 +37,7 @@ describe("sources", () => {
         expect(`${file}: ${m[1]}: ${first}`).toBe(`${file}: ${m[1]}: the wait`);
       }
     }
-    expect(kernels).toBeGreaterThanOrEqual(6); // warp, split, split bias, vector select, ck, empty
+    expect(kernels).toBeGreaterThanOrEqual(7); // warp, lane, split, split bias, vector select, ck, empty
   });
 
   test("every kernel launch goes through ts_launch (which may set the dependent-launch attribute)", () => {
@@ -61,6 +61,8 @@ const producedBytes = producer.tokens * producer.topk * 4;
 
 // Routes that read the 8 KB as logits, one per kernel family that small batches reach.
 const consumers: { experts: number; topk: number; dtype: Dtype; bias: boolean }[] = [
+  { experts: 8, topk: 8, dtype: "bf16", bias: false },
+  { experts: 8, topk: 4, dtype: "f32", bias: true },
   { experts: 32, topk: 8, dtype: "f32", bias: false },
   { experts: 64, topk: 8, dtype: "bf16", bias: false },
   { experts: 128, topk: 4, dtype: "bf16", bias: true },

@@ -191,6 +191,44 @@ gpuDescribe("GPU backends are byte-identical to the host backend", () => {
     }
   }, 300_000);
 
+  // Rows of E <= 8 take one lane per token on NVIDIA (hip/kernel_lane.hpp): the lane sorts the
+  // whole row and writes all k outputs, with 16-byte loads only for rows of whole vectors and
+  // 16-byte stores only for k = 4 and 8. Every E and k, every dtype, with and without bias, rows
+  // padded or not, batches from one token to more than the grid's first pass.
+  test("E <= 8 (one lane per token): every E and k, dtype, bias, stride, ties, NaN and saturation", () => {
+    let i = 0;
+    for (let experts = 1; experts <= 8; experts++) {
+      for (let k = 1; k <= experts; k++) {
+        for (const dtype of dtypeList) {
+          i++;
+          const pad = i % 3 === 0 ? 0 : i % 3 === 1 ? 1 : 16 / elemBytes(dtype);
+          const c: Case = {
+            experts,
+            k,
+            tokens: [1, 33, 4097, 70001][i % 4] as number,
+            dtype,
+            bias: i % 2 === 0,
+            renormalize: i % 5 !== 0,
+            stride: experts + pad,
+            seed: 4000 + i,
+          };
+          expect(checkCase(c)).toBeUndefined();
+        }
+      }
+    }
+    // 16-bit rows of 8 built bit by bit: the top value repeated, subnormals and zeros of both
+    // signs, NaNs of both signs, infinities.
+    for (const dtype of ["bf16", "f16"] as const) {
+      for (const k of [1, 3, 4, 8]) {
+        for (const stride of [8, 16]) {
+          const logits = makeLogits16Adversarial(4500 + k + stride, 5000, 8, stride, dtype);
+          const base = { experts: 8, topk: k, dtype, renormalize: k !== 3, scale: 1.5, rowStride: stride };
+          expect(warpAndAutoDifference(base, logits, 5000)).toBeUndefined();
+        }
+      }
+    }
+  }, 300_000);
+
   test("large batches with small k (several tokens per group, short lane lists verified)", () => {
     let i = 0;
     for (const experts of [160, 256, 320, 512, 1024]) {

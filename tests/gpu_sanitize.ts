@@ -28,6 +28,10 @@ const mid = 30 * sms + 5;
 const cases: [number, number, Dtype, boolean | "near-ties", number, number][] = [
   // experts, k, dtype, bias (or near-tie rows and biases), stride pad, tokens
   [3, 2, "f32", false, 0, 37],
+  // E <= 8: one lane per token (hip/kernel_lane.hpp): 16-byte loads and stores, scalar ones.
+  [8, 8, "bf16", false, 0, large],
+  [8, 4, "f32", true, 0, 37],
+  [5, 3, "f16", true, 1, 37],
   [64, 8, "bf16", false, 0, 37],
   [72, 6, "f16", true, 3, 37],
   [256, 8, "bf16", true, 0, 37],
