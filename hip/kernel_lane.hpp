@@ -112,10 +112,8 @@ __global__ void __launch_bounds__(kLaneBlock) ts_lane_kernel(const ts_kernel_arg
             e < a.experts ? ts_key64(ts_ord32(ts_biased_value_of_score(s, b)), static_cast<uint32_t>(e)) : Key(0);
         score[e] = ts_weight_of_score(ts_input<Dtype>::to_float(raw[e]), s);
       }
-      constexpr int kNet[19][2] = {{0, 2}, {1, 3}, {4, 6}, {5, 7}, {0, 4}, {1, 5}, {2, 6}, {3, 7}, {0, 1}, {2, 3},
-                                   {4, 5}, {6, 7}, {2, 4}, {3, 5}, {1, 4}, {3, 6}, {1, 2}, {3, 4}, {5, 6}};
 #pragma unroll
-      for (int n = 0; n < 19; ++n) ts_cx_pair(key, score, kNet[n][0], kNet[n][1]);
+      for (int n = 0; n < 19; ++n) ts_cx_pair(key, score, ts_sort8_net(n, 0), ts_sort8_net(n, 1));
     } else {
 #pragma unroll
       for (int e = 0; e < kLaneExperts; ++e) {

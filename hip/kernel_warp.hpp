@@ -59,15 +59,21 @@ __device__ __forceinline__ void ts_cx(Key (&c)[V], int i, int j) {
   c[i] = hi;
 }
 
+// The optimal 19-exchange sorting network for 8 keys: exchange n orders the pair (first, second)
+// so that c[first] >= c[second] (side 0: first, 1: second). Folds to constants in unrolled loops.
+__device__ __forceinline__ constexpr int ts_sort8_net(int n, int side) {
+  constexpr int kNet[19][2] = {{0, 2}, {1, 3}, {4, 6}, {5, 7}, {0, 4}, {1, 5}, {2, 6}, {3, 7}, {0, 1}, {2, 3},
+                               {4, 5}, {6, 7}, {2, 4}, {3, 5}, {1, 4}, {3, 6}, {1, 2}, {3, 4}, {5, 6}};
+  return kNet[n][side];
+}
+
 // Sorts a lane's keys descending with compile-time indices only, so everything stays in
-// registers: the optimal 19-exchange network for 8 keys, a bitonic network for 16 and 32.
+// registers: the 19-exchange network for 8 keys, a bitonic network for 16 and 32.
 template <int V, class Key>
 __device__ __forceinline__ void ts_sort_desc(Key (&c)[V]) {
   if constexpr (V == 8) {
-    constexpr int kNet[19][2] = {{0, 2}, {1, 3}, {4, 6}, {5, 7}, {0, 4}, {1, 5}, {2, 6}, {3, 7}, {0, 1}, {2, 3},
-                                 {4, 5}, {6, 7}, {2, 4}, {3, 5}, {1, 4}, {3, 6}, {1, 2}, {3, 4}, {5, 6}};
 #pragma unroll
-    for (int n = 0; n < 19; ++n) ts_cx(c, kNet[n][0], kNet[n][1]);
+    for (int n = 0; n < 19; ++n) ts_cx(c, ts_sort8_net(n, 0), ts_sort8_net(n, 1));
   } else {
 #pragma unroll
     for (int size = 2; size <= V; size <<= 1) {
