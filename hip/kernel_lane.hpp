@@ -3,9 +3,10 @@
 // selection is needed: each of a token's L lanes loads the row and sorts all of it with the
 // 19-exchange network, and lane l keeps ranks l * R .. l * R + R - 1 (R = KP / L, KP = k rounded
 // up to a power of two): their weights, the rank-order sum (read across the L lanes) and their
-// outputs. Small batches take L = KP, one rank per lane, so a token's chain holds one sigmoid
-// and one division; large ones fewer lanes per token, down to one, so the sort is not repeated
-// in every lane (device_backend.hip, launch_lane). The warp kernel it replaces there spread the
+// outputs. Small batches take L = KP, one rank per lane, so a lane's chain holds one weight and
+// one division (with a bias, 8 / L of the row's sigmoids, shared across the L lanes); large ones
+// fewer lanes per token, down to one, so the sort is not repeated in every lane
+// (device_backend.hip, launch_lane). The warp kernel it replaces there spread the
 // row over W >= k lanes, of which one held it all, and ran k rounds of cross-lane maxima.
 // Same keys, sigmoid and summation order as every other backend (semantics.h, keys.hpp).
 #ifndef TOPK_SIGMOID_KERNEL_LANE_HPP
