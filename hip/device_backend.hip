@@ -307,6 +307,17 @@ inline bool ts_vector_select_pays(int experts, int64_t tokens, int sms) {
   return tokens / sms >= (experts <= 256 ? 64 : 30);
 }
 
+// ts_kernel_args::early_dependents for a grid of `grid` blocks with room for `resident` of them on
+// the device: the next kernel may launch as soon as this grid starts while the grid leaves at
+// least half of that room free; else only as this grid's blocks end. A launched grid's blocks
+// take the free room at once and wait there, and waiting blocks are not free: H200, graph
+// replay, bf16 k=8, T=65536 (dependent launch against plain launches, interleaved): E128 (1024
+// blocks, 1056 places) 11.0 -> 11.7-12.0 us with the next kernel let in at once; with it let in
+// at the blocks' end (grids that fill every place) E256 16.2 -> 15.9, E512 24.9 -> 24.6, E128
+// with a bias 19.5 -> 19.1; let in at once, smaller grids gain the whole launch: T=16384 E128
+// 4.70 -> 4.49, T=4096 2.76 -> 2.47.
+inline int early_dependents(int64_t grid, int64_t resident) { return 2 * grid < resident ? 1 : 0; }
+
 // One of the split family's kernels (the split bias kernel with a bias, Select: its vector
 // selection; without, Select: the vector select kernel, else the split kernel) with one group of
 // W lanes per token, as many blocks as stay resident at most.
@@ -326,16 +337,8 @@ void launch_split_shape(const ts_kernel_args& k, const ts_launch_stream& stream,
   if constexpr (HasBias) kernel = ts_split_bias_kernel<Policy, Dtype, W, V, Select>;
   else if constexpr (Select) kernel = ts_vector_select_kernel<Policy, Dtype, W, V>;
   else kernel = ts_split_kernel<Policy, Dtype, W, V>;
-  // The next kernel may launch as soon as this grid starts while the grid leaves at least half of
-  // the room for its blocks free; else only as this grid's blocks end. A launched grid's blocks
-  // take the free room at once and wait there, and waiting blocks are not free: H200, graph
-  // replay, bf16 k=8, T=65536 (dependent launch against plain launches, interleaved): E128 (1024
-  // blocks, 1056 places) 11.0 -> 11.7-12.0 us with the next kernel let in at once; with it let in
-  // at the blocks' end (grids that fill every place) E256 16.2 -> 15.9, E512 24.9 -> 24.6, E128
-  // with a bias 19.5 -> 19.1; let in at once, smaller grids gain the whole launch: T=16384 E128
-  // 4.70 -> 4.49, T=4096 2.76 -> 2.47.
   ts_kernel_args args = k;
-  args.early_dependents = 2ull * grid < resident ? 1 : 0;
+  args.early_dependents = early_dependents(grid, resident);
   ts_launch(kernel, grid, threads, 0, stream, args);
 }
 
@@ -396,7 +399,7 @@ void launch_lane_shape(const ts_kernel_args& k, const ts_launch_stream& stream, 
   const unsigned grid = grid_for(k.tokens, threads / L);
   const int64_t resident = static_cast<int64_t>(sms) * (2048 / threads);
   ts_kernel_args args = k;
-  args.early_dependents = 2LL * grid < resident ? 1 : 0;
+  args.early_dependents = early_dependents(grid, resident);
   ts_launch(ts_lane_kernel<Dtype, HasBias, KP, L>, grid, threads, 0, stream, args);
 }
 // One lane per rank (L = KP) while the batch's lanes stay within 256 per SM; above, without bias
