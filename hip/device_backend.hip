@@ -252,11 +252,14 @@ inline int warp_block_threads(int64_t tokens, int w, int tokens_per_group, int m
 }
 
 // Batches of at most this many tokens per SM (whole warps, no bias) take the warp kernel's Small
-// form. Its rounds compute each winner's weight (a sigmoid in every lane) in the time the rounds
-// wait on redux.sync, which pays while a sub-partition runs about one warp; a full device pays
-// for the extra sigmoids (H200, graph replay, bf16 k=8, interleaved: T=512 E512 2.58 -> 2.50 us
-// at 4 per SM; at 8 per SM a draft of the form lost at T=1024, E256 2.52 -> 2.59 us).
-constexpr int kSmallFormTokensPerSm = 4;
+// form (ts_weighted_rounds: plain rounds, the winners' weights in two SIMT batches, the token
+// stored right after its rounds). While its rounds computed every winner's weight in every lane,
+// it paid only up to 4 per SM (a draft at 8 lost at T=1024, E256 2.52 -> 2.59 us); since it
+// weighs each winner once, 8 pays (H200, graph replay, bf16, 132 SMs, against 4: k=8 T=768 E256
+// 2.10 -> 1.87 us, E512 2.32 -> 2.08; T=1024 E384 2.26 -> 2.06, E512 2.38 -> 2.16, E1024 3.20
+// -> 2.94; k=1 T=1024 E512 2.22 -> 1.86; E256 at T=1024 and T <= 512 unchanged, where the
+// launch is the same). 16 gained E512 k8 T=2048 (3.10 -> 2.91 us) and was not measured further.
+constexpr int kSmallFormTokensPerSm = 8;
 
 template <class Policy, int Dtype, bool HasBias, int W, int V>
 void launch_warp_shape(ts_kernel_args k, const ts_launch_stream& stream, int multiprocessors) {

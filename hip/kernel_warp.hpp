@@ -294,47 +294,72 @@ __device__ __forceinline__ void ts_keep_rank(const Key (&list)[L], int rel, int 
   if (static_cast<unsigned>(rel) < static_cast<unsigned>(k)) mine = pick;
 }
 
-// Small batches in whole warps without bias (the kernel's Small form): the rounds compute the
-// winners' weights as they go, so that neither the sigmoid nor the renormalisation's cross-lane
-// reads wait until the last round. Each round's winner reaches every lane (redux.sync), so every
-// lane computes its weight (the same value everywhere: no transfer) while the next rounds wait
-// on their redux.sync, adds it to the rank-order sum, and lane slot + r keeps round r's winner
-// and weight. The weight is computed without the IEEE division's branch
-// (ts_weight_of_logit_branchless, the same bits), so that the code stays one block that the
-// scheduler can interleave. Only the last winner's weight is left on the chain. Exactly KR
-// rounds: the common k get their own straight-line copy (ts_select_small_k).
-template <class K, int KR, class Group, class Key>
+// Small batches in whole warps without bias (the kernel's Small form): KR plain rounds, then the
+// token is finished right there (finish: the final weights and the stores), not in the shared
+// epilogue. Lane slot + r keeps round r's winner. The winners' weights are computed SIMT-wide,
+// each lane its own winner's, in at most two batches: for KR >= 6 the first KR / 2 right after
+// round KR / 2, while the later rounds wait on their redux.sync, with their rank-order partial
+// sum read across lanes at once; the rest after the last round. Computing every winner's weight
+// in every lane as it was won (the form before) put one sigmoid's instructions into each round:
+// about 135 cycles a round against about 70 (H200, clock64 per warp). The weights use the
+// branch-free sigmoid division (ts_weight_of_logit_branchless, the same bits) so the code stays
+// one block that ptxas can interleave. Exactly KR rounds: the common k get their own
+// straight-line copy (ts_select_small_k).
+template <class K, int KR, class Group, class Key, class Finish>
 __device__ __forceinline__ void ts_weighted_rounds(const Group& group, Key (&list)[8], int lane, int slot, Key& mine,
-                                                   float& mine_w, float& sum) {
+                                                   const Finish& finish) {
+  constexpr int kFirst = KR >= 6 ? KR / 2 : 0;  // winners weighed in the first batch
+  float first_sum = 0.0f;                       // their rank-order sum
 #pragma unroll
   for (int r = 0; r < KR; ++r) {
     const Key winner = group.max(list[0]);
     ts_pop_head_if(list, list[0] == winner);
-    const float w = ts_weight_of_logit_branchless(K::value_of(winner));
-    if (lane == slot + r) {
-      mine = winner;
-      mine_w = w;
+    if (lane == slot + r) mine = winner;
+    if (kFirst > 0 && r == kFirst - 1) {
+      const float w_first = ts_weight_of_logit_branchless(K::value_of(mine));
+#pragma unroll
+      for (int q = 0; q < kFirst; ++q) {
+        const float wq = group.read(w_first, slot + q);
+        first_sum = q == 0 ? wq : TS_ADD(first_sum, wq);
+      }
     }
-    sum = TS_ADD(sum, w);
   }
+  const float w = ts_weight_of_logit_branchless(K::value_of(mine));
+  float sum = w;  // KR == 1: the sum is the one weight
+  if constexpr (KR > 1) {
+    float rest[KR];
+#pragma unroll
+    for (int q = kFirst; q < KR; ++q) rest[q] = group.read(w, slot + q);  // all reads in flight together
+    sum = kFirst > 0 ? first_sum : rest[0];
+#pragma unroll
+    for (int q = kFirst > 0 ? kFirst : 1; q < KR; ++q) sum = TS_ADD(sum, rest[q]);
+  }
+  finish(mine, w, sum, KR == 1);
 }
+// ts_final_weight(w, w, renormalize, scale) without its division, for k = 1: a weight is never
+// negative, infinite or NaN (0 for a NaN logit), and w / w is exactly 1 for every other w,
+// subnormal ones included (IEEE division is correctly rounded).
+__device__ __forceinline__ float ts_final_weight_alone(float w, bool renormalize, float scale) {
+  return TS_MUL(renormalize && w != 0.0f ? 1.0f : w, scale);
+}
+
 // k <= 8 winners from each lane's sorted best 8: the rounds, or for small batches in narrow
 // groups with k >= 3, the butterfly merge. Small batches (G == 1) wait on the dependent chain,
 // and there the merge is shorter than k butterfly-max rounds (H200, T=1, k=8: E=8 1.97 ->
 // 1.69 us, E=64 1.95 -> 1.66 us). Whole warps keep the rounds: one redux.sync per round is as
 // fast as five merge steps, and several tokens per group favour the rounds' fewer instructions.
-// Returns whether the winners' weights and their rank-order sum are in mine_w and sum (the
-// Small form's weighted rounds); otherwise the epilogue computes them.
-template <class Policy, int W, bool UnrollRounds, class K, bool Weighted, class Group, class Key>
+// Returns whether the token is finished (the Small form's weighted rounds called finish);
+// otherwise the shared epilogue computes the weights and stores them.
+template <class Policy, int W, bool UnrollRounds, class K, bool Weighted, class Group, class Key, class Finish>
 __device__ __forceinline__ bool ts_select_small_k(const Group& group, Key (&top)[8], int G, int k, int lane, int slot,
-                                                  int rel, Key& mine, float& mine_w, float& sum) {
+                                                  int rel, Key& mine, const Finish& finish) {
   if constexpr (Weighted) {
     switch (k) {  // uniform; each k its own straight-line copy (a test per round would split it)
-      case 8: ts_weighted_rounds<K, 8>(group, top, lane, slot, mine, mine_w, sum); return true;
-      case 6: ts_weighted_rounds<K, 6>(group, top, lane, slot, mine, mine_w, sum); return true;
-      case 4: ts_weighted_rounds<K, 4>(group, top, lane, slot, mine, mine_w, sum); return true;
-      case 2: ts_weighted_rounds<K, 2>(group, top, lane, slot, mine, mine_w, sum); return true;
-      case 1: ts_weighted_rounds<K, 1>(group, top, lane, slot, mine, mine_w, sum); return true;
+      case 8: ts_weighted_rounds<K, 8>(group, top, lane, slot, mine, finish); return true;
+      case 6: ts_weighted_rounds<K, 6>(group, top, lane, slot, mine, finish); return true;
+      case 4: ts_weighted_rounds<K, 4>(group, top, lane, slot, mine, finish); return true;
+      case 2: ts_weighted_rounds<K, 2>(group, top, lane, slot, mine, finish); return true;
+      case 1: ts_weighted_rounds<K, 1>(group, top, lane, slot, mine, finish); return true;
       default: break;  // the sorted rounds below; the epilogue computes the weights
     }
   }
@@ -404,9 +429,9 @@ __host__ __device__ constexpr int ts_warp_min_blocks() {
 }
 
 // Small: the form for small batches of whole warps without bias (one token per group, a few
-// per SM: launch_warp_shape): G is 1 at compile time, the rounds compute the weights
-// (ts_weighted_rounds), and no blocks-per-SM bound caps its registers (the large batches'
-// bounds are for full devices; a small batch runs about one warp per sub-partition).
+// per SM: launch_warp_shape): G is 1 at compile time, the rounds compute the weights and store
+// the token (ts_weighted_rounds), and no blocks-per-SM bound caps its registers (the large
+// batches' bounds are for full devices; a small batch runs about one warp per sub-partition).
 template <class Policy, int Dtype, int W, int V, bool HasBias, bool Small = false>
 __global__ void __launch_bounds__(kWarpBlock, (Small ? 1 : ts_warp_min_blocks<Dtype, W, V, HasBias>()))
     ts_warp_kernel(const ts_kernel_args a) {
@@ -438,8 +463,8 @@ __global__ void __launch_bounds__(kWarpBlock, (Small ? 1 : ts_warp_min_blocks<Dt
   // A group routes G = tokens_per_group tokens before one shared epilogue: lane g*kp + r keeps
   // rank r of the group's g-th token (kp = k rounded up to a power of two, G = W / kp).
   const int G = Small ? 1 : a.tokens_per_group;  // a power of two
-  // The Small form's rounds compute the weights and the rank-order sum (k = 1, 2, 4, 6, 8; other
-  // k keep the sorted rounds and the epilogue's sigmoid: ts_select_small_k).
+  // The Small form's rounds compute the weights and the rank-order sum and store the token (k = 1,
+  // 2, 4, 6, 8; other k keep the sorted rounds and the shared epilogue: ts_select_small_k).
   constexpr bool kWeighted = Small && W == 32 && !HasBias;
   static_assert(!Small || kWeighted, "the Small form is for whole warps without bias");
   const int g_shift = __ffs(G) - 1;
@@ -486,9 +511,7 @@ __global__ void __launch_bounds__(kWarpBlock, (Small ? 1 : ts_warp_min_blocks<Dt
   for (int64_t first = (static_cast<int64_t>(blockIdx.x) * groups_per_block + threadIdx.x / W) * G; first < a.tokens;
        first += static_cast<int64_t>(gridDim.x) * groups_per_block * G) {
     Key mine = 0;
-    [[maybe_unused]] float mine_w = 0.0f;      // kWeighted: the weight of `mine`
-    [[maybe_unused]] float rounds_sum = 0.0f;  // kWeighted: the rank-order sum of the k weights
-    bool weights_ready = false;                 // uniform: mine_w and rounds_sum hold them
+    bool finished = false;  // uniform: the Small form's rounds stored the token (ts_weighted_rounds)
     // Bias prefilter: a token with at most 16 candidates waits (its indices in one of the two
     // index regions) for the next such token, and the two finish together, a half-warp each.
     // One word (registers are the limit here): candidate count (bits 0-4, 0: none waiting),
@@ -563,6 +586,16 @@ __global__ void __launch_bounds__(kWarpBlock, (Small ? 1 : ts_warp_min_blocks<Dt
       bool exact_keys_built = false;
       const int slot = g * kp;
       [[maybe_unused]] const int rel = lane - slot;  // rank this lane keeps for the current token, if 0 <= rel < k
+      // The Small form's end of a token, right after its rounds (ts_weighted_rounds): lane rel < k
+      // stores rank rel. k = 1 skips the division: w / w is exactly 1 for every weight but 0.
+      [[maybe_unused]] const auto finish_small = [&](Key winner, float w, float sum, bool alone) {
+        if (static_cast<unsigned>(rel) < static_cast<unsigned>(k)) {
+          const int64_t o = token * k + rel;
+          a.weights[o] = alone ? ts_final_weight_alone(w, a.renormalize != 0, a.scale)
+                               : ts_final_weight(w, sum, a.renormalize != 0, a.scale);
+          a.indices[o] = static_cast<int32_t>(ts_key_index(static_cast<uint32_t>(winner)));
+        }
+      };
       if constexpr (Policy::kGroupSum && W == 32) {
         // Only for whole warps (narrower groups fall back too often: few lanes, many winners per
         // lane). Without bias only when the batch fills the GPU several times over (G > 1): a
@@ -677,26 +710,26 @@ __global__ void __launch_bounds__(kWarpBlock, (Small ? 1 : ts_warp_min_blocks<Dt
         if constexpr (V > 8 && V % 8 == 0) {
           Key top[8];
           ts_best8_desc(keys, top);
-          weights_ready = ts_select_small_k<Policy, W, kUnrollRounds, K, kWeighted>(group, top, G, k, lane, slot, rel,
-                                                                                 mine, mine_w, rounds_sum);
+          finished = ts_select_small_k<Policy, W, kUnrollRounds, K, kWeighted>(group, top, G, k, lane, slot, rel,
+                                                                                 mine, finish_small);
         } else if constexpr (V > 8) {  // V = 12: padded to 16 with empty keys
           Key padded[16], top[8];
 #pragma unroll
           for (int j = 0; j < 16; ++j) padded[j] = j < V ? keys[j] : Key(0);
           ts_best8_desc(padded, top);
-          weights_ready = ts_select_small_k<Policy, W, kUnrollRounds, K, kWeighted>(group, top, G, k, lane, slot, rel,
-                                                                                 mine, mine_w, rounds_sum);
+          finished = ts_select_small_k<Policy, W, kUnrollRounds, K, kWeighted>(group, top, G, k, lane, slot, rel,
+                                                                                 mine, finish_small);
         } else if constexpr (V == 8) {
           ts_sort_desc<V>(keys);
-          weights_ready = ts_select_small_k<Policy, W, kUnrollRounds, K, kWeighted>(group, keys, G, k, lane, slot, rel,
-                                                                                 mine, mine_w, rounds_sum);
+          finished = ts_select_small_k<Policy, W, kUnrollRounds, K, kWeighted>(group, keys, G, k, lane, slot, rel,
+                                                                                 mine, finish_small);
         } else {  // V = 4
           ts_sort_desc<V>(keys);
           Key top[8];
 #pragma unroll
           for (int j = 0; j < 8; ++j) top[j] = j < V ? keys[j] : Key(0);
-          weights_ready = ts_select_small_k<Policy, W, kUnrollRounds, K, kWeighted>(group, top, G, k, lane, slot, rel,
-                                                                                 mine, mine_w, rounds_sum);
+          finished = ts_select_small_k<Policy, W, kUnrollRounds, K, kWeighted>(group, top, G, k, lane, slot, rel,
+                                                                                 mine, finish_small);
         }
         if (won_shared && static_cast<unsigned>(rel) < static_cast<unsigned>(k)) keep_winner();
         continue;
@@ -706,6 +739,9 @@ __global__ void __launch_bounds__(kWarpBlock, (Small ? 1 : ts_warp_min_blocks<Dt
         ts_rounds(group, keys, k, lane, slot, mine, false);
       }
       if (won_shared && static_cast<unsigned>(rel) < static_cast<unsigned>(k)) keep_winner();
+    }
+    if constexpr (kWeighted) {
+      if (finished) continue;  // uniform: stored by finish_small
     }
     if constexpr (HasBias && kTsBiasPrefilter && ts_prefilter_pairs(V)) {
       if (pending != 0u) {  // uniform: a token still waiting for a partner finishes alone
@@ -739,9 +775,7 @@ __global__ void __launch_bounds__(kWarpBlock, (Small ? 1 : ts_warp_min_blocks<Dt
     const uint32_t index = ts_key_index(static_cast<uint32_t>(mine));
     float w = 0.0f;
     if (holds) {
-      if (kWeighted && weights_ready) {
-        w = mine_w;
-      } else if (kPrefilterWeights && won_shared && won_w >= 0.0f) {
+      if (kPrefilterWeights && won_shared && won_w >= 0.0f) {
         w = won_w;
       } else if (HasBias) {
         const Raw* row = static_cast<const Raw*>(a.logits) + token * a.row_stride;
@@ -756,9 +790,7 @@ __global__ void __launch_bounds__(kWarpBlock, (Small ? 1 : ts_warp_min_blocks<Dt
         if constexpr (Policy::kSubgroupRead) return group.read_sub(w, r, kp);
         else return group.read(w, r);
       };
-      if (kWeighted && weights_ready) {
-        sum = rounds_sum;
-      } else if (k <= 8) {  // uniform
+      if (k <= 8) {  // uniform
         // All eight reads first, then the adds in rank order: the reads do not wait for each
         // other, so a small batch pays one cross-lane latency instead of k (reads past k, or
         // past the segment, wrap around inside it and are not added).

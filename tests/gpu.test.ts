@@ -191,6 +191,31 @@ gpuDescribe("GPU backends are byte-identical to the host backend", () => {
     }
   }, 300_000);
 
+  // The warp kernel's Small form (whole warps without bias, up to 8 tokens per SM:
+  // kSmallFormTokensPerSm in hip/device_backend.hip) stores each token right after its rounds
+  // (ts_weighted_rounds); its batch-size limit depends on the device's SM count, so the batches
+  // are sized from it: at the limit, one token past it, and half of it.
+  test("the Small form up to its batch-size limit (8 tokens per SM): whole-warp E, k 1-8, dtypes", () => {
+    const sms = info?.multiprocessors ?? 1;
+    let i = 0;
+    for (const experts of [160, 256, 384, 512, 1024]) {
+      for (const k of [1, 2, 3, 4, 6, 8]) {
+        i++;
+        const c: Case = {
+          experts,
+          k,
+          tokens: [sms * 8, sms * 8 + 1, sms * 4 + 1][i % 3] as number,
+          dtype: dtypeList[i % 3] as Dtype,
+          bias: false,
+          renormalize: i % 4 !== 0,
+          stride: experts + (i % 5 === 0 ? 8 : 0),
+          seed: 900 + i,
+        };
+        expect(checkCase(c)).toBeUndefined();
+      }
+    }
+  }, 300_000);
+
   // Rows of E <= 8 take one lane per token on NVIDIA (hip/kernel_lane.hpp): the lane sorts the
   // whole row and writes all k outputs, with 16-byte loads only for rows of whole vectors and
   // 16-byte stores only for k = 4 and 8. Every E and k, every dtype, with and without bias, rows
