@@ -25,6 +25,8 @@ const large = 4 * 64 * sms + 37;
 // 16-bit E <= 256 without bias (hip/kernel_split.hpp, both shapes); for E > 256 the vector select
 // kernel's 8-lane shapes.
 const mid = 30 * sms + 5;
+// The warp kernel's Small form at its batch-size limit (kSmallFormTokensPerSm in device_backend.hip).
+const small = 8 * sms;
 const cases: [number, number, Dtype, boolean | "near-ties", number, number][] = [
   // experts, k, dtype, bias (or near-tie rows and biases), stride pad, tokens
   [3, 2, "f32", false, 0, 37],
@@ -52,6 +54,13 @@ const cases: [number, number, Dtype, boolean | "near-ties", number, number][] = 
   [128, 8, "bf16", false, 16, mid],
   [200, 6, "bf16", false, 0, mid],
   [1024, 8, "bf16", false, 0, large],
+  // Small batches in whole warps without bias: the warp kernel's Small form (every unrolled k
+  // stores its token right after its rounds), up to its limit of 8 tokens per SM.
+  [512, 8, "bf16", false, 0, small],
+  [256, 1, "f16", false, 8, 37],
+  [1024, 4, "bf16", false, 0, 16],
+  [160, 6, "f16", false, 0, 4 * sms + 1],
+  [288, 2, "f32", false, 0, 37],
   // With a bias: 16-bit the split bias kernel (hip/kernel_split_bias.hpp; every shape, with
   // near-tie rows its bands and exact recomputations in shared memory), fp32 the prefilter's
   // candidate scratch in shared memory (hip/bias_prefilter.hpp), and below the split bias
