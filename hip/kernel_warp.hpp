@@ -301,10 +301,10 @@ __device__ __forceinline__ void ts_keep_rank(const Key (&list)[L], int rel, int 
 // round KR / 2, while the later rounds wait on their redux.sync, with their rank-order partial
 // sum read across lanes at once; the rest after the last round. Computing every winner's weight
 // in every lane as it was won (the form before) put one sigmoid's instructions into each round:
-// about 135 cycles a round against about 70 (H200, clock64 per warp). The weights use the
-// branch-free sigmoid division (ts_weight_of_logit_branchless, the same bits) so the code stays
-// one block that ptxas can interleave. Exactly KR rounds: the common k get their own
-// straight-line copy (ts_select_small_k).
+// about 135 cycles a round against about 62 for plain rounds (H200, clock64 per warp). The
+// weights use the branch-free sigmoid division (ts_weight_of_logit_branchless, the same bits) so
+// the code stays one block that ptxas can interleave. Exactly KR rounds: the common k get their
+// own straight-line copy (ts_select_small_k).
 template <class K, int KR, class Group, class Key, class Finish>
 __device__ __forceinline__ void ts_weighted_rounds(const Group& group, Key (&list)[8], int lane, int slot, Key& mine,
                                                    const Finish& finish) {
@@ -710,26 +710,26 @@ __global__ void __launch_bounds__(kWarpBlock, (Small ? 1 : ts_warp_min_blocks<Dt
         if constexpr (V > 8 && V % 8 == 0) {
           Key top[8];
           ts_best8_desc(keys, top);
-          finished = ts_select_small_k<Policy, W, kUnrollRounds, K, kWeighted>(group, top, G, k, lane, slot, rel,
-                                                                                 mine, finish_small);
+          finished = ts_select_small_k<Policy, W, kUnrollRounds, K, kWeighted>(group, top, G, k, lane, slot, rel, mine,
+                                                                            finish_small);
         } else if constexpr (V > 8) {  // V = 12: padded to 16 with empty keys
           Key padded[16], top[8];
 #pragma unroll
           for (int j = 0; j < 16; ++j) padded[j] = j < V ? keys[j] : Key(0);
           ts_best8_desc(padded, top);
-          finished = ts_select_small_k<Policy, W, kUnrollRounds, K, kWeighted>(group, top, G, k, lane, slot, rel,
-                                                                                 mine, finish_small);
+          finished = ts_select_small_k<Policy, W, kUnrollRounds, K, kWeighted>(group, top, G, k, lane, slot, rel, mine,
+                                                                            finish_small);
         } else if constexpr (V == 8) {
           ts_sort_desc<V>(keys);
-          finished = ts_select_small_k<Policy, W, kUnrollRounds, K, kWeighted>(group, keys, G, k, lane, slot, rel,
-                                                                                 mine, finish_small);
+          finished = ts_select_small_k<Policy, W, kUnrollRounds, K, kWeighted>(group, keys, G, k, lane, slot, rel, mine,
+                                                                            finish_small);
         } else {  // V = 4
           ts_sort_desc<V>(keys);
           Key top[8];
 #pragma unroll
           for (int j = 0; j < 8; ++j) top[j] = j < V ? keys[j] : Key(0);
-          finished = ts_select_small_k<Policy, W, kUnrollRounds, K, kWeighted>(group, top, G, k, lane, slot, rel,
-                                                                                 mine, finish_small);
+          finished = ts_select_small_k<Policy, W, kUnrollRounds, K, kWeighted>(group, top, G, k, lane, slot, rel, mine,
+                                                                            finish_small);
         }
         if (won_shared && static_cast<unsigned>(rel) < static_cast<unsigned>(k)) keep_winner();
         continue;
