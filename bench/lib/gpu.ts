@@ -78,13 +78,11 @@ export class HostInputs {
   }
 }
 
+/** One configuration's rotating copy: its logits and its own outputs (views into the arenas). */
 interface Slot {
-  logits: DeviceBuffer | undefined;
-  weights: DeviceBuffer | undefined;
-  indices: DeviceBuffer | undefined;
-  /** `${E}-${dtype}` and the rows uploaded: a later config with the same E, dtype and fewer rows reuses it. */
-  content: string;
-  rows: number;
+  logits: DeviceBuffer;
+  weights: DeviceBuffer;
+  indices: DeviceBuffer;
 }
 
 /** A configuration made ready on the device: its rotating slots and the calls per sample. */
@@ -96,12 +94,49 @@ export interface Prepared {
   bias: Float32Array | undefined;
 }
 
+/** Copies start on 256-byte boundaries, as separate device allocations would. */
+const COPY_ALIGN = 256;
+const alignUp = (bytes: number) => Math.ceil(bytes / COPY_ALIGN) * COPY_ALIGN;
+
+/** One device allocation that a configuration's copies are packed into from its start; grows, never shrinks. */
+class Arena {
+  #buffer: DeviceBuffer | undefined;
+
+  /** The allocation, at least `bytes` long; `fresh` when it was (re)allocated, so its content is gone. */
+  reserve(bytes: number): { buffer: DeviceBuffer; fresh: boolean } {
+    if (this.#buffer && this.#buffer.bytes >= bytes) return { buffer: this.#buffer, fresh: false };
+    this.#buffer?.dispose();
+    this.#buffer = DeviceBuffer.alloc(allocSize(bytes));
+    return { buffer: this.#buffer, fresh: true };
+  }
+
+  dispose(): void {
+    this.#buffer?.dispose();
+    this.#buffer = undefined;
+  }
+}
+
+/** The views `count` copies of `bytes` each, packed from the start of `arena`. */
+function packedViews(arena: DeviceBuffer, count: number, bytes: number): DeviceBuffer[] {
+  const base = Number(arena.pointer);
+  return Array.from({ length: count }, (_, j) => DeviceBuffer.wrap(base + j * alignUp(bytes), bytes));
+}
+
 export class GpuRunner {
   readonly stream: Stream;
   readonly #o: BenchOptions;
   readonly #inputs: HostInputs;
   readonly #events: DeviceEvent[] = [];
-  readonly #pool: Slot[] = [];
+  // Every configuration's copies are packed one after another into these three allocations
+  // (logits, weights, indices), so a configuration's memory layout does not depend on what ran
+  // before it. Pooled buffers of power-of-two sizes, reused across configurations, measured up to
+  // 0.1 us more per call at T=256 than packed copies (BENCHMARKS.md, Method).
+  readonly #logitsArena = new Arena();
+  readonly #weightsArena = new Arena();
+  readonly #indicesArena = new Arena();
+  #slots: Slot[] = [];
+  /** What the logits arena holds: `${E}-${dtype}-${T}-${slots}`, or "" after a reallocation. */
+  #content = "";
 
   constructor(options: BenchOptions, inputs: HostInputs) {
     this.#o = options;
@@ -110,44 +145,36 @@ export class GpuRunner {
     for (let i = 0; i <= Math.max(options.repeats, 1); i++) this.#events.push(DeviceEvent.create());
   }
 
-  /** Uploads the config's rotating inputs (reusing slots that already hold them) and sizes R. */
+  /** Lays out and uploads the config's rotating inputs (unless the arena holds them already) and sizes R. */
   prepare(c: Config): Prepared {
     const slots = slotsFor(c, this.#o);
     const calls = callsFor(slots, estimateUs(c, "ours"), this.#o);
     const inBytes = Math.max(inputBytes(c), 2);
     const outBytes = Math.max(outputBytes(c), 4);
-    const content = `${c.experts}-${c.dtype}`;
-    for (let j = 0; j < slots; j++) {
-      let s = this.#pool[j];
-      if (!s) {
-        s = { logits: undefined, weights: undefined, indices: undefined, content: "", rows: 0 };
-        this.#pool[j] = s;
-      }
-      if (!s.logits || s.logits.bytes < inBytes) {
-        s.logits?.dispose();
-        s.logits = DeviceBuffer.alloc(allocSize(inBytes));
-        s.content = "";
-      }
-      if (!s.weights || s.weights.bytes < outBytes) {
-        s.weights?.dispose();
-        s.indices?.dispose();
-        s.weights = DeviceBuffer.alloc(allocSize(outBytes));
-        s.indices = DeviceBuffer.alloc(allocSize(outBytes));
-      }
-      if (s.content !== content || s.rows < c.tokens) {
-        s.logits.upload(this.#inputs.slotView(c.experts, c.dtype, c.tokens, j));
-        s.content = content;
-        s.rows = c.tokens;
-      }
+    const logits = this.#logitsArena.reserve(slots * alignUp(inBytes));
+    const weights = this.#weightsArena.reserve(slots * alignUp(outBytes)).buffer;
+    const indices = this.#indicesArena.reserve(slots * alignUp(outBytes)).buffer;
+    const logitViews = packedViews(logits.buffer, slots, inBytes);
+    const weightViews = packedViews(weights, slots, outBytes);
+    const indexViews = packedViews(indices, slots, outBytes);
+    this.#slots = logitViews.map((l, j) => ({
+      logits: l,
+      weights: weightViews[j] as DeviceBuffer,
+      indices: indexViews[j] as DeviceBuffer,
+    }));
+    const content = `${c.experts}-${c.dtype}-${c.tokens}-${slots}`;
+    if (logits.fresh || this.#content !== content) {
+      for (const [j, view] of logitViews.entries()) view.upload(this.#inputs.slotView(c.experts, c.dtype, c.tokens, j));
+      this.#content = content;
     }
     const bias = c.bias ? makeBias(this.#o.seed, c.experts) : undefined;
     return { config: c, slots, calls, workingSetBytes: workingSetBytes(c, slots), bias };
   }
 
-  #slot(j: number): { logits: DeviceBuffer; weights: DeviceBuffer; indices: DeviceBuffer } {
-    const s = this.#pool[j];
-    if (!s?.logits || !s.weights || !s.indices) throw new Error(`bench: slot ${j} is not prepared`);
-    return { logits: s.logits, weights: s.weights, indices: s.indices };
+  #slot(j: number): Slot {
+    const s = this.#slots[j];
+    if (!s) throw new Error(`bench: slot ${j} is not prepared`);
+    return s;
   }
 
   /** Per-call microseconds of each sample: graph of `calls` bodies, replayed back to back. */
@@ -246,12 +273,10 @@ export class GpuRunner {
   }
 
   dispose(): void {
-    for (const s of this.#pool) {
-      s.logits?.dispose();
-      s.weights?.dispose();
-      s.indices?.dispose();
-    }
-    this.#pool.length = 0;
+    this.#slots = [];
+    this.#logitsArena.dispose();
+    this.#weightsArena.dispose();
+    this.#indicesArena.dispose();
     for (const e of this.#events) e.dispose();
     this.stream.dispose();
   }
