@@ -198,7 +198,7 @@ ts_kernel_args kernel_args(const ts_route_args& a) {
   const bool vec = reinterpret_cast<uintptr_t>(a.logits) % 16 == 0 && (a.row_stride * elem) % 16 == 0 &&
                    (static_cast<int64_t>(a.experts) * elem) % 16 == 0;
   return {a.logits, a.tokens, a.row_stride, a.bias,  a.weights, a.indices, a.experts,
-          a.k,      a.renormalize, a.scale,  vec ? 1 : 0, 1, 1};
+          a.k,      a.renormalize, a.scale,  vec ? 1 : 0, 1, 1, 0};
 }
 
 unsigned grid_for(int64_t work_items, int64_t per_block) {
@@ -251,6 +251,36 @@ inline int warp_block_threads(int64_t tokens, int w, int tokens_per_group, int m
   return threads;
 }
 
+// ts_kernel_args::early_dependents for a grid of `grid` blocks with room for `resident` of them on
+// the device: the next kernel may launch as soon as this grid starts while the grid leaves at
+// least half of that room free; else only as this grid's blocks end. A launched grid's blocks
+// take the free room at once and wait there, and waiting blocks are not free: H200, graph
+// replay, bf16 k=8, T=65536 (dependent launch against plain launches, interleaved): E128 (1024
+// blocks, 1056 places) 11.0 -> 11.7-12.0 us with the next kernel let in at once; with it let in
+// at the blocks' end (grids that fill every place) E256 16.2 -> 15.9, E512 24.9 -> 24.6, E128
+// with a bias 19.5 -> 19.1; let in at once, smaller grids gain the whole launch: T=16384 E128
+// 4.70 -> 4.49, T=4096 2.76 -> 2.47.
+inline int early_dependents(int64_t grid, int64_t resident) { return 2 * grid < resident ? 1 : 0; }
+
+// The thread slots of one SM (sm_80 / sm_90): the room of kernels held back by no other limit.
+constexpr int kMaxThreadsPerSm = 2048;
+
+// ts_kernel_args::l2_hint: a grid whose next kernel is let in at once (the same half of the room)
+// is a batch whose time is its latency, and its own blocks likely start behind a running kernel
+// too, so they hint the L2 at their first row before the wait (ts_prefetch_row_l2). H200, graph
+// replay, bf16 k=8, rotating inputs, interleaved A/B: T=256 E512 1.87 -> 1.55 us, E384 1.82 ->
+// 1.62, E128 1.56 -> 1.49, E8 1.46 -> 1.38; T=1024 E128 2.00 -> 1.68; T=4096 E256 2.95 -> 2.60;
+// T=16384 E128 4.45 -> 4.22. Grids that fill the device lost with the hint (T=65536 E128 10.3 ->
+// 11.6 us, E512 23.4 -> 24.4): their blocks start only as the previous grid's blocks end, and
+// the hints double the requests of loads that follow at once. Only with dependent launches:
+// without them nothing runs before the wait. The hint's mere code, never run, also cost the
+// full grids (E128 10.4 -> 11.0-11.1 us, the split kernel's E64 11.3 -> 11.6), so the split and
+// vector select kernels come in two forms, the full grids' without it; the warp kernel keeps one
+// (E1024 T=65536 59.6 -> 60.1 us, where its smaller grids gain: T=4096 E1024 7.02 -> 6.65).
+inline int l2_hint(const ts_launch_stream& stream, int64_t grid, int64_t resident) {
+  return stream.dependent ? early_dependents(grid, resident) : 0;
+}
+
 // Batches of at most this many tokens per SM (whole warps, no bias) take the warp kernel's Small
 // form (ts_weighted_rounds: plain rounds, the winners' weights in two SIMT batches, the token
 // stored right after its rounds). While its rounds computed every winner's weight in every lane,
@@ -267,6 +297,8 @@ void launch_warp_shape(ts_kernel_args k, const ts_launch_stream& stream, int mul
   const int threads = warp_block_threads(k.tokens, W, k.tokens_per_group, multiprocessors);
   const int64_t per_block = static_cast<int64_t>(threads / W) * k.tokens_per_group;
   const unsigned shared = ts_warp_shared_bytes<Policy, Dtype, W, V, HasBias>(k.tokens_per_group);
+  k.l2_hint = l2_hint(stream, grid_for(k.tokens, per_block),
+                      static_cast<int64_t>(multiprocessors) * (kMaxThreadsPerSm / threads));
   if constexpr (W == 32 && !HasBias) {
     if (k.tokens_per_group == 1 && k.tokens <= static_cast<int64_t>(multiprocessors) * kSmallFormTokensPerSm) {
       ts_launch(ts_warp_kernel<Policy, Dtype, W, V, HasBias, true>, grid_for(k.tokens, per_block), threads, shared,
@@ -310,17 +342,6 @@ inline bool ts_vector_select_pays(int experts, int64_t tokens, int sms) {
   return tokens / sms >= (experts <= 256 ? 64 : 30);
 }
 
-// ts_kernel_args::early_dependents for a grid of `grid` blocks with room for `resident` of them on
-// the device: the next kernel may launch as soon as this grid starts while the grid leaves at
-// least half of that room free; else only as this grid's blocks end. A launched grid's blocks
-// take the free room at once and wait there, and waiting blocks are not free: H200, graph
-// replay, bf16 k=8, T=65536 (dependent launch against plain launches, interleaved): E128 (1024
-// blocks, 1056 places) 11.0 -> 11.7-12.0 us with the next kernel let in at once; with it let in
-// at the blocks' end (grids that fill every place) E256 16.2 -> 15.9, E512 24.9 -> 24.6, E128
-// with a bias 19.5 -> 19.1; let in at once, smaller grids gain the whole launch: T=16384 E128
-// 4.70 -> 4.49, T=4096 2.76 -> 2.47.
-inline int early_dependents(int64_t grid, int64_t resident) { return 2 * grid < resident ? 1 : 0; }
-
 // One of the split family's kernels (the split bias kernel with a bias, Select: its vector
 // selection; without, Select: the vector select kernel, else the split kernel) with one group of
 // W lanes per token, as many blocks as stay resident at most.
@@ -336,12 +357,15 @@ void launch_split_shape(const ts_kernel_args& k, const ts_launch_stream& stream,
   const unsigned per_sm = static_cast<unsigned>(blocks_per_sm * (kSplitBlock / threads));
   const unsigned resident = static_cast<unsigned>(sms) * per_sm;
   const unsigned grid = blocks < resident ? blocks : resident;
-  void (*kernel)(ts_kernel_args) = nullptr;
-  if constexpr (HasBias) kernel = ts_split_bias_kernel<Policy, Dtype, W, V, Select>;
-  else if constexpr (Select) kernel = ts_vector_select_kernel<Policy, Dtype, W, V>;
-  else kernel = ts_split_kernel<Policy, Dtype, W, V>;
   ts_kernel_args args = k;
   args.early_dependents = early_dependents(grid, resident);
+  args.l2_hint = l2_hint(stream, grid, resident);
+  const bool hint = args.l2_hint != 0;
+  void (*kernel)(ts_kernel_args) = nullptr;
+  if constexpr (HasBias) kernel = ts_split_bias_kernel<Policy, Dtype, W, V, Select>;
+  else if constexpr (Select) kernel = hint ? ts_vector_select_kernel<Policy, Dtype, W, V, true>
+                                           : ts_vector_select_kernel<Policy, Dtype, W, V, false>;
+  else kernel = hint ? ts_split_kernel<Policy, Dtype, W, V, true> : ts_split_kernel<Policy, Dtype, W, V, false>;
   ts_launch(kernel, grid, threads, 0, stream, args);
 }
 
@@ -400,9 +424,10 @@ void launch_lane_shape(const ts_kernel_args& k, const ts_launch_stream& stream, 
   int threads = kLaneBlock;
   while (threads > 32 && static_cast<int64_t>(grid_for(k.tokens, threads / L)) < 2LL * sms) threads /= 2;
   const unsigned grid = grid_for(k.tokens, threads / L);
-  const int64_t resident = static_cast<int64_t>(sms) * (2048 / threads);
+  const int64_t resident = static_cast<int64_t>(sms) * (kMaxThreadsPerSm / threads);
   ts_kernel_args args = k;
   args.early_dependents = early_dependents(grid, resident);
+  args.l2_hint = l2_hint(stream, grid, resident);
   ts_launch(ts_lane_kernel<Dtype, HasBias, KP, L>, grid, threads, 0, stream, args);
 }
 // One lane per rank (L = KP) while the batch's lanes stay within 256 per SM; above, without bias

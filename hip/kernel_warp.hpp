@@ -40,7 +40,18 @@ struct ts_kernel_args {
   int32_t vector_loads;      // rows are 16-byte aligned and E * elem is a multiple of 16
   int32_t tokens_per_group;  // warp kernel: tokens a group routes before one shared epilogue
   int32_t early_dependents;  // ts_await_prior_grid: let the next kernel launch at once (else at block exit)
+  int32_t l2_hint;           // ts_prefetch_first_row: hint the L2 at the group's first row before the wait
 };
+
+// Before ts_await_prior_grid, where the launch asks for it (l2_hint: grids that leave half the
+// device free, device_backend.hip): the L2 hint for the row of `token`, the first one a group of
+// `lanes` routes (Raw elements); nothing past the batch. Compiled out where !Enabled.
+template <class Raw, bool Enabled = true>
+__device__ __forceinline__ void ts_prefetch_first_row(const ts_kernel_args& a, int64_t token, int lane, int lanes) {
+  if (Enabled && a.l2_hint != 0 && token < a.tokens)
+    ts_prefetch_row_l2(static_cast<const Raw*>(a.logits) + token * a.row_stride,
+                       static_cast<int64_t>(a.experts) * static_cast<int64_t>(sizeof(Raw)), lane, lanes);
+}
 
 template <class Key>
 __device__ __forceinline__ Key ts_umax(Key a, Key b) {
@@ -435,6 +446,11 @@ __host__ __device__ constexpr int ts_warp_min_blocks() {
 template <class Policy, int Dtype, int W, int V, bool HasBias, bool Small = false>
 __global__ void __launch_bounds__(kWarpBlock, (Small ? 1 : ts_warp_min_blocks<Dtype, W, V, HasBias>()))
     ts_warp_kernel(const ts_kernel_args a) {
+  // The group's first token, as the loop below numbers it. Not with a bias: there the hint cost
+  // the fp16 32 x 12 kernel registers (ptxas spilled 20-24 bytes).
+  ts_prefetch_first_row<typename ts_input<Dtype>::Raw, !HasBias>(
+      a, (static_cast<int64_t>(blockIdx.x) * (blockDim.x / W) + threadIdx.x / W) * (Small ? 1 : a.tokens_per_group),
+      static_cast<int>(threadIdx.x) & (W - 1), W);
   ts_await_prior_grid(a.early_dependents);
   using Raw = typename ts_input<Dtype>::Raw;
   using K = ts_keys<Dtype, HasBias>;

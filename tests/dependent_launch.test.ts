@@ -1,9 +1,10 @@
 // tests/dependent_launch.test.ts: every kernel may start before the kernel ahead of it in its
 // stream has finished (programmatic dependent launch, NVIDIA sm_90+; hip/dependent_launch.hpp),
 // so each must wait for that kernel before its first global memory access. Checked twice: in the
-// sources (every kernel's first statement is the wait, every launch goes through ts_launch), and
-// on the GPU, where a route reads the outputs of a slow route ahead of it in the same stream and
-// must see them whole.
+// sources (every kernel's first statement is the wait, or the L2 hint on its first row, which
+// reads nothing into the kernel, and then the wait; every launch goes through ts_launch), and on
+// the GPU, where a route reads the outputs of a slow route ahead of it in the same stream and must
+// see them whole, hinted or not.
 
 import { describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
@@ -27,17 +28,25 @@ const sources = readdirSync(hipDir)
   .map((f) => ({ file: f, text: readFileSync(join(hipDir, f), "utf8") }));
 
 describe("sources", () => {
-  test("every kernel waits for the grids before it as its first statement", () => {
+  test("every kernel waits for the grids before it as its first statement, after at most the L2 hint", () => {
     let kernels = 0;
+    let hinted = 0;
+    const wait = /^ts_await_prior_grid\([\w.]+\);$/;
     for (const { file, text } of sources) {
-      // `__global__ ... name(params) {` then the body's first statement.
-      for (const m of text.matchAll(/__global__[^;{]*?(\w+)\s*\([^)]*\)\s*\{\s*([^;]*;)/g)) {
+      // `__global__ ... name(params) {` then the body's first two statements (comments dropped).
+      for (const m of text.matchAll(
+        /__global__[^;{]*?(\w+)\s*\([^)]*\)\s*\{((?:\s*\/\/[^\n]*)*)\s*([^;]*;)\s*([^;]*;)/g,
+      )) {
         kernels++;
-        const first = /^ts_await_prior_grid\([\w.]+\);$/.test(m[2] as string) ? "the wait" : m[2];
-        expect(`${file}: ${m[1]}: ${first}`).toBe(`${file}: ${m[1]}: the wait`);
+        const [first, second] = [m[3] as string, m[4] as string];
+        const hint = /^ts_prefetch_first_row<[^;]*\);$/.test(first);
+        if (hint) hinted++;
+        const seen = wait.test(first) || (hint && wait.test(second)) ? "the wait" : first;
+        expect(`${file}: ${m[1]}: ${seen}`).toBe(`${file}: ${m[1]}: the wait`);
       }
     }
     expect(kernels).toBeGreaterThanOrEqual(7); // warp, lane, split, split bias, vector select, ck, empty
+    expect(hinted).toBe(4); // warp, lane, split, vector select
   });
 
   test("every kernel launch goes through ts_launch (which may set the dependent-launch attribute)", () => {
