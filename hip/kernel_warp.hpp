@@ -447,8 +447,10 @@ template <class Policy, int Dtype, int W, int V, bool HasBias, bool Small = fals
 __global__ void __launch_bounds__(kWarpBlock, (Small ? 1 : ts_warp_min_blocks<Dtype, W, V, HasBias>()))
     ts_warp_kernel(const ts_kernel_args a) {
   // The group's first token, as the loop below numbers it. Not with a bias: there the hint cost
-  // the fp16 32 x 12 kernel registers (ptxas spilled 20-24 bytes).
-  ts_prefetch_first_row<typename ts_input<Dtype>::Raw, !HasBias>(
+  // the fp16 32 x 12 kernel registers (ptxas spilled 20-24 bytes). Not for fp32 logits: the
+  // hint's code, never run there, made the full grids slower (H200, T=65536 E256 k=8 48.3 ->
+  // 52.8 us).
+  ts_prefetch_first_row<typename ts_input<Dtype>::Raw, !HasBias && Dtype != TS_DTYPE_F32>(
       a, (static_cast<int64_t>(blockIdx.x) * (blockDim.x / W) + threadIdx.x / W) * (Small ? 1 : a.tokens_per_group),
       static_cast<int>(threadIdx.x) & (W - 1), W);
   ts_await_prior_grid(a.early_dependents);
