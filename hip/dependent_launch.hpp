@@ -5,8 +5,8 @@
 // writes are visible. The launch's own latency then hides behind the previous kernel (H200, graph
 // replay of kernels that read a row and write k outputs: 0.98 -> 0.72 us per call; an empty kernel
 // 0.51 -> 0.41), and so can the first row's trip from HBM: before the wait a small grid's kernel
-// hints the L2 at it (ts_prefetch_row_l2; the same probe 0.95 -> 0.84 us at T=256 E=512, 0.66 ->
-// 0.59 at T=1). Routing itself is unchanged, and so is what a caller sees: nothing is read into a
+// hints the L2 at it (ts_prefetch_row_l2; the same probe 0.87 -> 0.74 us at T=256 E=256, 0.66 ->
+// 0.60 at T=1). Routing itself is unchanged, and so is what a caller sees: nothing is read into a
 // register or written before the wait.
 #ifndef TOPK_SIGMOID_DEPENDENT_LAUNCH_HPP
 #define TOPK_SIGMOID_DEPENDENT_LAUNCH_HPP
@@ -14,11 +14,11 @@
 #include "gpu_compat.h"
 
 // The first statement of every kernel after its ts_prefetch_row_l2 hint: no global memory access
-// (a read of the logits or bias, a write of the outputs an earlier kernel may still read) before it. With early_dependents the
-// next kernel in the stream may launch right after; otherwise it launches as this grid's blocks
-// end (launch_split_shape says when). Either way it waits in its own ts_await_prior_grid() until
-// this grid is done. A kernel launched without the attribute (HIP, sm_80, TOPK_SIGMOID_PDL=0)
-// passes through at once.
+// (a read of the logits or bias, a write of the outputs an earlier kernel may still read) before
+// it. With early_dependents the next kernel in the stream may launch right after; otherwise it
+// launches as this grid's blocks end (launch_split_shape says when). Either way it waits in its
+// own ts_await_prior_grid() until this grid is done. A kernel launched without the attribute
+// (HIP, sm_80, TOPK_SIGMOID_PDL=0) passes through at once.
 __device__ __forceinline__ void ts_await_prior_grid(int early_dependents) {
 #if defined(TS_PLATFORM_CUDA) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");
@@ -31,8 +31,8 @@ __device__ __forceinline__ void ts_await_prior_grid(int early_dependents) {
 // Before the wait, the one thing a kernel may do with global memory: ask the L2 for the row it
 // will read first, [row, row + bytes), lane l of a group of `lanes` asking for every lanes-th
 // 32-byte sector from its l-th (one instruction per lane up to 32 x 32 bytes; one bulk prefetch
-// of the whole row from one lane measured slower: H200, T=256 E512 k8 1.55 against 1.58 us, the
-// latency probe 0.84 against 0.93). A prefetch is a hint with no effect on what a load returns:
+// of the whole row from one lane measured slower in the library, H200, T=256 E512 k8 1.58
+// against 1.55 us, and the same in the latency probe). A prefetch is a hint with no effect on what a load returns:
 // it fills the L2 only (not this SM's L1), and the loads after the wait read through the L2, the
 // device's point of coherence, so they see every write of the grids before (a grid still writing
 // the row writes into the same L2 lines). What it buys: a kernel started early behind a running
