@@ -69,9 +69,7 @@ __device__ __forceinline__ void ts_lane_load(const ts_kernel_args& a, int64_t to
 // each holding KP / L consecutive ranks.
 template <int Dtype, bool HasBias, int KP, int L>
 __global__ void __launch_bounds__(kLaneBlock) ts_lane_kernel(const ts_kernel_args a) {
-  ts_prefetch_first_row<typename ts_input<Dtype>::Raw>(
-      a, static_cast<int64_t>(blockIdx.x) * (blockDim.x / L) + threadIdx.x / L, static_cast<int>(threadIdx.x) & (L - 1),
-      L);
+  ts_prefetch_first_row<typename ts_input<Dtype>::Raw, L>(a);
   ts_await_prior_grid(a.early_dependents);
   static_assert(KP >= 1 && KP <= kLaneExperts && (KP & (KP - 1)) == 0, "k rounded up to a power of two");
   static_assert(L >= 1 && L <= KP && (L & (L - 1)) == 0, "a power of two of lanes per token, at most KP");

@@ -172,8 +172,7 @@ __device__ __forceinline__ void ts_split_epilogue(const ts_kernel_args& a, const
 // others are compiled without the hint's code (launch_split_shape).
 template <class Policy, int Dtype, int W, int V, bool Hint>
 __global__ void __launch_bounds__(kSplitBlock, kSplitBlocksPerSm) ts_split_kernel(const ts_kernel_args a) {
-  ts_prefetch_first_row<uint16_t, Hint>(a, static_cast<int64_t>(blockIdx.x) * (blockDim.x / W) + threadIdx.x / W,
-                                        static_cast<int>(threadIdx.x) & (W - 1), W);
+  ts_prefetch_first_row<uint16_t, W, Hint>(a);
   ts_await_prior_grid(a.early_dependents);
   static_assert(Dtype != TS_DTYPE_F32, "16-bit logits: 32-bit keys");
   static_assert(V % 8 == 0 && W >= 2 && W <= 16, "whole 16-byte vectors, a group inside one warp");

@@ -205,8 +205,7 @@ __device__ __forceinline__ void ts_choose_vectors(const Group& group, const uint
 template <class Policy, int Dtype, int W, int V, bool Hint>
 __global__ void __launch_bounds__(kSplitBlock, (ts_vector_select_blocks_per_sm<W, V>()))
     ts_vector_select_kernel(const ts_kernel_args a) {
-  ts_prefetch_first_row<uint16_t, Hint>(a, static_cast<int64_t>(blockIdx.x) * (blockDim.x / W) + threadIdx.x / W,
-                                        static_cast<int>(threadIdx.x) & (W - 1), W);
+  ts_prefetch_first_row<uint16_t, W, Hint>(a);
   ts_await_prior_grid(a.early_dependents);
   static_assert(Dtype != TS_DTYPE_F32, "16-bit logits: 32-bit keys");
   static_assert((W == 4 || W == 8) && W * V >= 128 && V % 16 == 0 && V <= 128, "4 or 8 lanes, pairs of vectors");

@@ -44,13 +44,19 @@ struct ts_kernel_args {
 };
 
 // Before ts_await_prior_grid, where the launch asks for it (l2_hint: grids that leave half the
-// device free, device_backend.hip): the L2 hint for the row of `token`, the first one a group of
-// `lanes` routes (Raw elements); nothing past the batch. Compiled out where !Enabled.
-template <class Raw, bool Enabled = true>
-__device__ __forceinline__ void ts_prefetch_first_row(const ts_kernel_args& a, int64_t token, int lane, int lanes) {
+// device free, device_backend.hip): the L2 hint for the first row that this thread's group of
+// Lanes routes, numbered as every kernel's token loop starts (groups of Lanes threads, each
+// routing tokens_per_group tokens from its first); Raw elements, nothing past the batch.
+// Compiled out where !Enabled.
+template <class Raw, int Lanes, bool Enabled = true>
+__device__ __forceinline__ void ts_prefetch_first_row(const ts_kernel_args& a, int tokens_per_group = 1) {
+  static_assert(Lanes > 0 && (Lanes & (Lanes - 1)) == 0, "a power of two of lanes per group");
+  const int64_t token =
+      (static_cast<int64_t>(blockIdx.x) * (blockDim.x / Lanes) + threadIdx.x / Lanes) * tokens_per_group;
   if (Enabled && a.l2_hint != 0 && token < a.tokens)
     ts_prefetch_row_l2(static_cast<const Raw*>(a.logits) + token * a.row_stride,
-                       static_cast<int64_t>(a.experts) * static_cast<int64_t>(sizeof(Raw)), lane, lanes);
+                       static_cast<int64_t>(a.experts) * static_cast<int64_t>(sizeof(Raw)),
+                       static_cast<int>(threadIdx.x) & (Lanes - 1), Lanes);
 }
 
 template <class Key>
@@ -450,9 +456,8 @@ __global__ void __launch_bounds__(kWarpBlock, (Small ? 1 : ts_warp_min_blocks<Dt
   // the fp16 32 x 12 kernel registers (ptxas spilled 20-24 bytes). Not for fp32 logits: the
   // hint's code, never run there, made the full grids slower (H200, T=65536 E256 k=8 48.3 ->
   // 52.8 us).
-  ts_prefetch_first_row<typename ts_input<Dtype>::Raw, !HasBias && Dtype != TS_DTYPE_F32>(
-      a, (static_cast<int64_t>(blockIdx.x) * (blockDim.x / W) + threadIdx.x / W) * (Small ? 1 : a.tokens_per_group),
-      static_cast<int>(threadIdx.x) & (W - 1), W);
+  ts_prefetch_first_row<typename ts_input<Dtype>::Raw, W, !HasBias && Dtype != TS_DTYPE_F32>(
+      a, Small ? 1 : a.tokens_per_group);
   ts_await_prior_grid(a.early_dependents);
   using Raw = typename ts_input<Dtype>::Raw;
   using K = ts_keys<Dtype, HasBias>;
