@@ -15,6 +15,8 @@
 #include <cstdlib>
 #include <cuda_runtime.h>
 
+#include "graph_timing.cuh"
+
 __device__ __forceinline__ void await_prior_grid() {
 #if __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");
@@ -64,34 +66,8 @@ void launch(bool dependent, void (*kernel)(Params...), int grid, int block, cuda
 int main() {
   cudaStream_t s;
   cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
-  cudaEvent_t a, b;
-  cudaEventCreate(&a);
-  cudaEventCreate(&b);
-  auto time_graph = [&](auto body, int per_graph) {
-    cudaGraph_t g;
-    cudaGraphExec_t ge;
-    cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal);
-    for (int i = 0; i < per_graph; ++i) body(i);
-    cudaStreamEndCapture(s, &g);
-    cudaGraphInstantiate(&ge, g, 0);
-    for (int i = 0; i < 3; ++i) cudaGraphLaunch(ge, s);
-    std::vector<float> t;
-    for (int r = 0; r < 15; ++r) {
-      cudaEventRecord(a, s);
-      cudaGraphLaunch(ge, s);
-      cudaEventRecord(b, s);
-      cudaEventSynchronize(b);
-      float ms = 0;
-      cudaEventElapsedTime(&ms, a, b);
-      t.push_back(ms * 1000.0f / per_graph);
-    }
-    cudaGraphExecDestroy(ge);
-    cudaGraphDestroy(g);
-    std::sort(t.begin(), t.end());
-    return t[t.size() / 2];
-  };
   auto empty = [&](bool dependent) {
-    return time_graph([&](int) { launch(dependent, empty_kernel, 1, 32, s); }, 200);
+    return graph_median_us(s, 200, [&](int) { launch(dependent, empty_kernel, 1, 32, s); });
   };
   printf("empty kernel: %.2f us (dependent launch: %.2f us)\n", empty(false), empty(true));
   float* w;
@@ -110,13 +86,11 @@ int main() {
       const int row_vec = std::max(1, e * 2 / 16);
       const int blocks = (t + 7) / 8;
       auto floor = [&](bool dependent, bool hint) {
-        return time_graph(
-            [&](int i) {
-              const uint4* rows = reinterpret_cast<const uint4*>(buf + bytes * (i % copies));
-              launch(dependent, hint ? read_write_kernel<true> : read_write_kernel<false>, blocks, 256, s, rows,
-                     row_vec, t, 8, w, idx);
-            },
-            copies);
+        return graph_median_us(s, copies, [&](int i) {
+          const uint4* rows = reinterpret_cast<const uint4*>(buf + bytes * (i % copies));
+          launch(dependent, hint ? read_write_kernel<true> : read_write_kernel<false>, blocks, 256, s, rows, row_vec, t,
+                 8, w, idx);
+        });
       };
       const float plain = floor(false, false);
       const float dependent = floor(true, false);

@@ -17,10 +17,11 @@
 //   nvcc -O3 -arch=sm_90 bench/load_probe.cu -o /tmp/load_probe && /tmp/load_probe
 #include <cuda_runtime.h>
 
-#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <vector>
+
+#include "graph_timing.cuh"
 
 constexpr int kTokens = 65536;
 constexpr int kRowVectors = 16;    // 16-byte vectors per row (E=128 bf16)
@@ -174,36 +175,14 @@ int main() {
   cudaMemcpy(rows, host.data(), host.size(), cudaMemcpyHostToDevice);
   cudaStream_t stream;
   cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
-  cudaEvent_t start, end;
-  cudaEventCreate(&start);
-  cudaEventCreate(&end);
   std::printf("# %s, %d SMs; T=%d E=128 bf16 rows, 64 bytes written per token; graph replay of %d launches over %d copies\n",
               prop.name, prop.multiProcessorCount, kTokens, kCalls, kCopies);
   const double moved = static_cast<double>(kRowBytes) + kTokens * 64.0;
   auto copy_of = [&](int i) { return reinterpret_cast<const uint4*>(rows + kRowBytes * (i % kCopies)); };
   auto timed = [&](const char* name, double bytes, auto launch_one) {
-    cudaGraph_t graph;
-    cudaGraphExec_t exec;
-    cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal);
-    for (int i = 0; i < kCalls; ++i) launch_one(i);
-    cudaStreamEndCapture(stream, &graph);
-    cudaGraphInstantiate(&exec, graph, 0);
-    for (int i = 0; i < 3; ++i) cudaGraphLaunch(exec, stream);
-    std::vector<float> us;
-    for (int r = 0; r < 15; ++r) {
-      cudaEventRecord(start, stream);
-      cudaGraphLaunch(exec, stream);
-      cudaEventRecord(end, stream);
-      cudaEventSynchronize(end);
-      float ms = 0.0f;
-      cudaEventElapsedTime(&ms, start, end);
-      us.push_back(ms * 1000.0f / kCalls);
-    }
-    std::sort(us.begin(), us.end());
-    if (bytes > 0) std::printf("%-40s %7.2f us  %.2f TB/s\n", name, us[7], bytes / us[7] / 1e6);
-    else std::printf("%-40s %7.2f us\n", name, us[7]);
-    cudaGraphExecDestroy(exec);
-    cudaGraphDestroy(graph);
+    const float us = graph_median_us(stream, kCalls, launch_one);
+    if (bytes > 0) std::printf("%-40s %7.2f us  %.2f TB/s\n", name, us, bytes / us / 1e6);
+    else std::printf("%-40s %7.2f us\n", name, us);
   };
   const int one_shot_grid = kTokens / (8 * kTokensPerWarp);
   timed("empty kernel", 0, [&](int) { empty_kernel<<<1, 32, 0, stream>>>(); });
