@@ -14,6 +14,7 @@
 #include "kernel_lane.hpp"
 #include "kernel_split.hpp"
 #include "kernel_split_bias.hpp"
+#include "kernel_thread_select.hpp"
 #include "kernel_vector_select.hpp"
 #include "kernel_warp.hpp"
 #include "status.h"
@@ -342,6 +343,30 @@ inline bool ts_vector_select_pays(int experts, int64_t tokens, int sms) {
   return tokens / sms >= (experts <= 256 ? 64 : 30);
 }
 
+// Without bias, the thread select kernel (kernel_thread_select.hpp) for E = 65..120 (72..120 on
+// 16-byte rows) from 384 tokens per SM, where it has every thread slot busy. H100, graph replay,
+// bf16 k=8, rows rotating through HBM, against the vector select kernel, interleaved: T=65536
+// (496 per SM) E120 12.1 -> 10.6-10.7 us, E72 10.3 -> 8.4; T=50688 (384 per SM) E120 9.31 ->
+// 8.33; but T=33792 (256 per SM) E128 6.91 -> 7.00 and T=16384 4.35 -> 4.71. E128, though its
+// rows fit (kThreadSelectVectors), stays with the vector select kernel: 11.8 -> 11.2-11.5 us in
+// this A/B, but in the benchmark's own bandwidth section (interleaved, three rounds each) 12.53
+// -> 12.62 us for the fast path and 12.2 -> 12.5 for auto, no gain.
+inline bool ts_thread_select_pays(int experts, int64_t tokens, int sms) {
+  if (experts <= 64 || experts > 120) return false;
+  return tokens / sms >= 384;
+}
+
+template <int Dtype>
+void launch_thread_select(const ts_kernel_args& k, const ts_launch_stream& stream, int sms) {
+  const unsigned blocks = grid_for(k.tokens, kThreadSelectBlock);
+  const unsigned resident = static_cast<unsigned>(sms) * kThreadSelectBlocksPerSm;
+  const unsigned grid = blocks < resident ? blocks : resident;
+  ts_kernel_args args = k;
+  args.early_dependents = early_dependents(grid, resident);
+  args.l2_hint = 0;
+  ts_launch(ts_thread_select_kernel<Dtype>, grid, kThreadSelectBlock, 0, stream, args);
+}
+
 // One of the split family's kernels (the split bias kernel with a bias, Select: its vector
 // selection; without, Select: the vector select kernel, else the split kernel) with one group of
 // W lanes per token, as many blocks as stay resident at most.
@@ -370,7 +395,8 @@ void launch_split_shape(const ts_kernel_args& k, const ts_launch_stream& stream,
 }
 
 // Large batches of 16-bit logits, k <= 8, on rows of whole 16-byte vectors: without bias the
-// vector select kernel (E = 65..512, ts_vector_select_pays) or below its batch sizes the split
+// thread select kernel (E = 65..120, ts_thread_select_pays), the vector select kernel (E =
+// 65..512, ts_vector_select_pays) or below its batch sizes the split
 // kernel (E = 65..256, ts_split_pays), with a bias the split bias kernel (E = 65..512, with the
 // vector selection above 128; ts_split_bias_pays), where they pay. Returns whether it launched.
 template <class Policy, int Dtype, bool HasBias>
@@ -390,6 +416,10 @@ bool launch_split(const ts_kernel_args& k, const ts_launch_stream& stream, int s
     return true;
   } else {
     if (k.k > 8 || !k.vector_loads) return false;
+    if (ts_thread_select_pays(k.experts, k.tokens, sms)) {
+      launch_thread_select<Dtype>(k, stream, sms);
+      return true;
+    }
     if (ts_vector_select_pays(k.experts, k.tokens, sms)) {
       const ts_warp_shape s = ts_pick_vector_select_shape(k.experts, k.tokens, sms);
       if (s.w == 8) {

@@ -87,17 +87,21 @@ TS_HD float ts_sigmoid(float x) {
   return TS_DIV(x >= 0.0f ? 1.0f : e, d);  // one division, whichever numerator
 }
 
-// The sigmoid's division for GPU code that computes several weights at once
-// (ts_weight_of_logit_branchless below, the warp kernel's Small form), bit for bit the IEEE
-// division's result, but on NVIDIA without its slow-path branch. The IEEE division's check and
-// branch, one per division, split the code into blocks that ptxas cannot interleave, so eight
-// weights ran one after another. Without it the division is the
-// reciprocal refined once and the quotient corrected once by its exact residual, which is
-// correctly rounded for the sigmoid's operands: d = 1 + e in [1, 2] and n = 1 or e in [0, 1],
-// whose quotients are normal (e >= 2^-24) or have d == 1 exactly (then every step is exact, a
-// subnormal e included). tests/sigmoid_branchless.cu compares it with ts_weight_of_logit on all
-// 2^32 fp32 inputs (so every 16-bit logit too) on the GPU, and gpu.test.ts requires 0 differences.
-TS_HD float ts_sigmoid_division(float n, float d) {
+// A division for GPU code that computes several quotients at once (ts_weight_of_logit_branchless
+// below, the warp kernel's Small form; the thread select kernel's renormalisation), bit for bit
+// the IEEE division's result, but on NVIDIA without its slow-path branch. The IEEE division's
+// check and branch, one per division, split the code into blocks that ptxas cannot interleave,
+// so eight weights ran one after another. Without it the division is the reciprocal refined
+// once and the quotient corrected once by its exact residual, which is correctly rounded where
+// nothing on the way leaves the normal range:
+//  - the sigmoid's operands: d = 1 + e in [1, 2] and n = 1 or e in [0, 1], whose quotients are
+//    normal (e >= 2^-24) or have d == 1 exactly (then every step is exact, a subnormal e
+//    included). tests/sigmoid_branchless.cu compares ts_weight_of_logit_branchless with
+//    ts_weight_of_logit on all 2^32 fp32 inputs (so every 16-bit logit too) on the GPU;
+//  - operands for which ts_division_in_range holds (below); the same program compares the two
+//    divisions on about 10^9 such pairs.
+// gpu.test.ts requires 0 differences from both.
+TS_HD float ts_division_branchless(float n, float d) {
 #if defined(__CUDA_ARCH__)
   float r;
   asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(d));
@@ -114,12 +118,12 @@ TS_HD float ts_sigmoid_division(float n, float d) {
 // ranking value of one logit (the bias prefilter) and compute the sigmoid once.
 TS_HD float ts_weight_of_score(float x, float score) { return ts_isnan(x) ? 0.0f : score; }
 TS_HD float ts_weight_of_logit(float x) { return ts_isnan(x) ? 0.0f : ts_sigmoid(x); }
-// ts_sigmoid(x) bit for bit through ts_sigmoid_division (above), NaN in, NaN out (a NaN's
+// ts_sigmoid(x) bit for bit through ts_division_branchless (above), NaN in, NaN out (a NaN's
 // garbage quotient is replaced), and the weight made from it: the split bias kernel's exact
 // values and the warp kernel's Small form.
 TS_HD float ts_sigmoid_branchless(float x) {
   const float e = ts_exp_minus_abs(x);
-  const float s = ts_sigmoid_division(x >= 0.0f ? 1.0f : e, TS_ADD(1.0f, e));
+  const float s = ts_division_branchless(x >= 0.0f ? 1.0f : e, TS_ADD(1.0f, e));
   return ts_isnan(x) ? x : s;
 }
 TS_HD float ts_weight_of_logit_branchless(float x) { return ts_weight_of_score(x, ts_sigmoid_branchless(x)); }
@@ -131,6 +135,21 @@ TS_HD float ts_biased_value(float x, float bias) { return ts_biased_value_of_sco
 // Final weight: w / sum (rank-order sum, only when renormalizing and sum != 0), then * scale.
 TS_HD float ts_final_weight(float w, float sum, bool renormalize, float scale) {
   const float v = (renormalize && sum != 0.0f) ? TS_DIV(w, sum) : w;
+  return TS_MUL(v, scale);
+}
+
+// Whether ts_division_branchless(n, d) is the IEEE quotient for these operands: d and a nonzero
+// n in [2^-60, 2^60], so the reciprocal, the quotient and its residual stay normal, or n = +0
+// (-0 / d is -0, and the residual's addition makes it +0). A renormalisation's weights lie in
+// [+0, 1] and its sum in (0, 8]: only weights below 2^-60 (logits below about -41.6) or such a
+// sum fail it.
+TS_HD bool ts_division_in_range(float n, float d) {
+  return (ts_float_bits(n) == 0u || (n >= 0x1p-60f && n <= 0x1p60f)) && d >= 0x1p-60f && d <= 0x1p60f;
+}
+// ts_final_weight through ts_division_branchless, where !renormalize, sum == 0 or
+// ts_division_in_range(w, sum).
+TS_HD float ts_final_weight_branchless(float w, float sum, bool renormalize, float scale) {
+  const float v = (renormalize && sum != 0.0f) ? ts_division_branchless(w, sum) : w;
   return TS_MUL(v, scale);
 }
 

@@ -21,8 +21,9 @@ import {
   Stream,
   setDevice,
   synchronize,
+  toLogits,
 } from "../mod.ts";
-import { firstDifference, makeBias, makeBiasNearTies, makeLogits, makeLogits16Adversarial } from "./gpu_cases.ts";
+import { firstDifference, makeBias, makeBiasNearTies, makeLogits, makeLogits16Adversarial, rng } from "./gpu_cases.ts";
 
 const gpus = deviceCount();
 const info = gpus > 0 ? deviceInfo(0) : undefined;
@@ -335,6 +336,40 @@ gpuDescribe("GPU backends are byte-identical to the host backend", () => {
     expect(noBias16Sweep(sweep)).toBeUndefined();
   }, 300_000);
 
+  // The thread select kernel (hip/kernel_thread_select.hpp, NVIDIA) routes the same batches from
+  // 384 tokens per SM at E = 65..120: one thread per token, the vector selection with its ranked
+  // merges, and a renormalisation that divides without the IEEE division's branch only where that
+  // gives the same bits (ts_division_in_range). The adversarial and benchmark rows at E of its
+  // range (9, 11 and 15 vectors of the 16 it has room for) and at its edge (E = 128, the vector
+  // select kernel), padded rows, every k (k = 8: 16-byte stores); then rows of logits from -95
+  // to -35, whose weights lie below 2^-60 on some rows (the IEEE division's path) and above it
+  // on others.
+  test("thread select kernel (E 72-120, 16-bit, no bias): adversarial rows, tiny weights, every k", () => {
+    const sms = info?.multiprocessors ?? 132;
+    const tokens = 384 * sms + 19;
+    const sweep = {
+      tokens: [tokens],
+      experts: [72, 88, 120, 128],
+      seed: 2300,
+      ks: [8, 3, 5, 1, 7, 6, 2, 4],
+      pad: (i: number) => (i % 3 === 1 ? 8 : 0),
+      renormalize: (i: number) => i % 4 !== 3,
+      scale: 1.25,
+    };
+    expect(noBias16Sweep(sweep)).toBeUndefined();
+    const random = rng(2377);
+    for (const [i, dtype] of (["bf16", "f16"] as const).entries()) {
+      const experts = 120;
+      const values = new Float32Array(tokens * experts);
+      for (let t = 0; t < tokens; t++) {
+        const top = -35 - (t % 61); // the row's largest logit
+        for (let e = 0; e < experts; e++) values[t * experts + e] = top - 20 * random();
+      }
+      const base = { experts, topk: 8 - 3 * i, dtype, renormalize: true, scale: 0.5, rowStride: experts };
+      expect(warpAndAutoDifference(base, toLogits(values, dtype), tokens)).toBeUndefined();
+    }
+  }, 300_000);
+
   // With a bias the same large batches rank on a cheap score first and compute exact scores only
   // for the candidates near the k-th (hip/bias_prefilter.hpp, NVIDIA); its result must still be
   // the host's bytes, on rows and biases built to sit within a few ulps of the k-th place. From
@@ -437,15 +472,17 @@ gpuDescribe("GPU backends are byte-identical to the host backend", () => {
     120_000,
   );
 
-  // The Small form's branch-free sigmoid division (built as the library is: no contraction).
+  // The branch-free division (built as the library is: no contraction): the Small form's
+  // sigmoid, and the thread select kernel's renormalisation.
   test.skipIf(info?.vendor !== "nvidia" || !nvcc)(
-    "the branch-free weight equals ts_weight_of_logit bit for bit for all 2^32 fp32 inputs",
+    "the branch-free weight equals ts_weight_of_logit for all 2^32 fp32 inputs, the division TS_DIV in its range",
     () => {
-      const { report, exitCode } = runExhaustiveCheck<{ inputs: number; differ: number }>("sigmoid_branchless", [
-        "--fmad=false",
-      ]);
+      type Report = { inputs: number; differ: number; division_pairs: number; division_differ: number };
+      const { report, exitCode } = runExhaustiveCheck<Report>("sigmoid_branchless", ["--fmad=false"]);
       expect(report.inputs).toBe(2 ** 32);
       expect(report.differ).toBe(0);
+      expect(report.division_pairs).toBeGreaterThan(2 ** 29);
+      expect(report.division_differ).toBe(0);
       expect(exitCode).toBe(0);
     },
     120_000,

@@ -25,6 +25,8 @@ const large = 4 * 64 * sms + 37;
 // 16-bit E <= 256 without bias (hip/kernel_split.hpp, both shapes); for E > 256 the vector select
 // kernel's 8-lane shapes.
 const mid = 30 * sms + 5;
+// The thread select kernel's threshold (16-bit E = 65..120 without bias, device_backend.hip).
+const huge = 384 * sms + 11;
 // The warp kernel's Small form at its batch-size limit (kSmallFormTokensPerSm in device_backend.hip).
 const small = 8 * sms;
 const cases: [number, number, Dtype, boolean | "near-ties", number, number][] = [
@@ -40,6 +42,10 @@ const cases: [number, number, Dtype, boolean | "near-ties", number, number][] = 
   [384, 8, "f32", false, 1, 37],
   [1024, 32, "bf16", true, 0, 37],
   [4096, 16, "f16", false, 0, 37],
+  // Without bias, 16-bit, from 384 tokens per SM: the thread select kernel for E = 65..120
+  // (hip/kernel_thread_select.hpp; k = 8 with 16-byte stores, scalar stores, padded rows).
+  [120, 8, "bf16", false, 0, huge],
+  [72, 5, "f16", false, 8, huge],
   // Without bias, 16-bit: the vector select kernel for E = 65..512 (hip/kernel_vector_select.hpp,
   // every shape, rows with empty vectors: 4 lanes, and for E > 256 8 lanes at mid-size batches),
   // the split kernel below its thresholds, the whole-warp kernel's verified fast path above 512.

@@ -1,0 +1,181 @@
+// kernel_thread_select.hpp: the largest batches of 16-bit logits without bias, k <= 8, E = 72..120
+// (it can take E <= 128; device_backend.hip says why E128 does not) on rows of whole 16-byte
+// vectors (NVIDIA): one thread per token, the vector selection of kernel_vector_select.hpp
+// without a group to share it.
+//
+// A row is E / 8 <= 16 vectors of 8 logits. Pass 1 keeps each vector's maximum as a vector key
+// (ts_vector_keys' words: the maximum's orderable value, 0xffff - c) and sorts the best 8 of
+// them: the vectors that hold the row's best 8 logits (kernel_vector_select.hpp says why). Pass
+// 2 uses their order too. The vector of rank r holds at most 8 - r of the best 8: the maxima of
+// the r vectors above it beat each of its logits (a larger value, or the same value at a lower
+// index, since a lower-ranked vector with an equal maximum has a higher vector index). So pass 2
+// re-reads the chosen vectors (L1), sorts each one's exact keys but keeps only its best 8 - r
+// (the dead outputs of the sorting network fold away), and merges them in rank order into the
+// token's list; after vector r is merged the list's first r + 1 places are final, so each merge
+// sorts only the places after them. Every row costs the same (ties, NaNs, all equal).
+//
+// Why: the group kernels spend most of their instructions on work every lane of a group
+// repeats (the merges over shuffles) and on sorting all 64 keys of the chosen vectors. Here a
+// token's networks see 36 keys once, in one thread: 1768 SASS instructions per token against
+// the 4 x 32 vector select shape's 4 x 1600 (sm_90). The time fell far less (H100, graph
+// replay, bf16 k=8, rows rotating through HBM: T=65536 E128 11.8 -> 11.2-11.5 us, E120 12.1 ->
+// 10.7, E72 10.3 -> 8.4): such a batch is one wave whose rows all arrive over the same few
+// microseconds, and a thread's chain starts only once its whole row is in (Nsight Compute:
+// long-scoreboard stalls first, 3.2 active warps per scheduler). With fewer tokens per SM the
+// group kernels' parallelism wins (ts_thread_select_pays, device_backend.hip).
+#ifndef TOPK_SIGMOID_KERNEL_THREAD_SELECT_HPP
+#define TOPK_SIGMOID_KERNEL_THREAD_SELECT_HPP
+
+#include "kernel_vector_select.hpp"
+
+constexpr int kThreadSelectBlock = 128;
+// The most vectors a row may have here (E <= 128): 64 registers of one row's loads in flight.
+constexpr int kThreadSelectVectors = 16;
+// Blocks per SM the kernel keeps registers for: 4 x 128 threads at up to 128 registers (it takes
+// 78), 512 tokens in flight per SM, so a batch of 65536 tokens on 132 SMs is one wave.
+constexpr int kThreadSelectBlocksPerSm = 4;
+
+#if defined(TS_PLATFORM_CUDA)
+// list = the best 8 of list and v, sorted descending, where list[0 .. R - 1] are final (above
+// every key of v) and only v[0 .. 7 - R] can reach the list. As ts_fold_best8, on places R..7:
+// the elementwise maximum of the list and v reversed is a bitonic sequence there, and places
+// 0..R - 1 are set to the largest key so the half-cleaner stages leave them (and their
+// exchanges fold away) while the sequence stays bitonic.
+template <int R>
+__device__ __forceinline__ void ts_fold_ranked(uint32_t (&list)[8], const uint32_t (&v)[8]) {
+  uint32_t c[8];
+#pragma unroll
+  for (int j = 0; j < 8; ++j) c[j] = j < R ? 0xffffffffu : ts_umax(list[j], v[7 - j]);
+#pragma unroll
+  for (int stride = 4; stride > 0; stride >>= 1) {
+#pragma unroll
+    for (int i = 0; i < 8; ++i)
+      if ((i & stride) == 0) ts_cx(c, i, i + stride);
+  }
+#pragma unroll
+  for (int j = R; j < 8; ++j) list[j] = c[j];
+}
+
+// The exact keys (ts_split_ord16x2's kind) of vector c of a row, sorted descending: only the
+// first few are used by the caller, and the exchanges that feed only the others fold away.
+template <int Dtype>
+__device__ __forceinline__ void ts_sorted_vector_keys(const uint4& v, uint32_t c, uint32_t (&keys)[8]) {
+  const uint32_t o[4] = {ts_split_ord16x2<Dtype>(v.x), ts_split_ord16x2<Dtype>(v.y), ts_split_ord16x2<Dtype>(v.z),
+                         ts_split_ord16x2<Dtype>(v.w)};
+  ts_lane_pair_keys<8>(o, static_cast<int>(c) * 8, keys);
+  ts_sort_desc<8>(keys);
+}
+
+// One token's weights and indices from its best 8 keys, sorted: the renormalisation's sum in
+// rank order (the same additions as every backend), the eight divisions without the IEEE
+// division's branch where that gives its bits (ts_division_in_range, checked once: the eight
+// checks and branches held 18% of a draft's stall samples, though removing them changed no
+// time), two 16-byte stores of each output where k = 8 and they allow it.
+template <int Dtype>
+__device__ __forceinline__ void ts_thread_epilogue(const ts_kernel_args& a, const uint32_t (&top)[8], int64_t token,
+                                                   bool vector_stores) {
+  const int k = a.k;
+  float w[8];
+#pragma unroll
+  for (int r = 0; r < 8; ++r) w[r] = ts_weight_of_logit_branchless(ts_vector_select_logit<Dtype>()(top[r]));
+  float sum = 0.0f;
+  bool in_range = true;
+  if (a.renormalize) {  // uniform
+#pragma unroll
+    for (int r = 0; r < 8; ++r) sum = r < k ? TS_ADD(sum, w[r]) : sum;
+#pragma unroll
+    for (int r = 0; r < 8; ++r) in_range = in_range && (r >= k || ts_division_in_range(w[r], sum));
+  }
+  float out[8];
+  if (in_range || sum == 0.0f) {
+#pragma unroll
+    for (int r = 0; r < 8; ++r) out[r] = ts_final_weight_branchless(w[r], sum, a.renormalize != 0, a.scale);
+  } else {
+#pragma unroll
+    for (int r = 0; r < 8; ++r) out[r] = ts_final_weight(w[r], sum, true, a.scale);
+  }
+  int32_t index[8];
+#pragma unroll
+  for (int r = 0; r < 8; ++r) index[r] = static_cast<int32_t>(ts_key_index(top[r]));
+  const int64_t o = token * k;
+  if (vector_stores) {  // uniform: k = 8, both outputs 16-byte aligned
+    float4* const wv = reinterpret_cast<float4*>(a.weights + o);
+    int4* const iv = reinterpret_cast<int4*>(a.indices + o);
+    wv[0] = make_float4(out[0], out[1], out[2], out[3]);
+    wv[1] = make_float4(out[4], out[5], out[6], out[7]);
+    iv[0] = make_int4(index[0], index[1], index[2], index[3]);
+    iv[1] = make_int4(index[4], index[5], index[6], index[7]);
+  } else {
+#pragma unroll
+    for (int r = 0; r < 8; ++r) {
+      if (r < k) {
+        a.weights[o + r] = out[r];
+        a.indices[o + r] = index[r];
+      }
+    }
+  }
+}
+
+// Thread t of the grid routes token t (and every gridDim.x * blockDim.x-th after it), its row
+// read whole by its own 16-byte loads. Staging a warp's 32 rows in shared memory by coalesced
+// copies (cp.async, 512 contiguous bytes per copy instruction) instead cut the 32 cache lines
+// each of these loads touches per warp instruction to 4, and the time with every row in the L2
+// (H100, T=65536 E128: 8.90 -> 8.38 us), but not with the rows rotating through HBM as the
+// benchmark's are: 11.35 -> 11.6 us at E128, 10.66 -> 11.6 at E120, 8.39 -> 9.75 at E72.
+template <int Dtype>
+__global__ void __launch_bounds__(kThreadSelectBlock, kThreadSelectBlocksPerSm)
+    ts_thread_select_kernel(const ts_kernel_args a) {
+  ts_await_prior_grid(a.early_dependents);
+  static_assert(Dtype != TS_DTYPE_F32, "16-bit logits: 32-bit keys");
+  const int vectors = a.experts / 8;  // 9..16: vector_loads, E = 72..128
+  const bool vector_stores =
+      a.k == 8 && ((reinterpret_cast<uintptr_t>(a.weights) | reinterpret_cast<uintptr_t>(a.indices)) & 15u) == 0;
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  const uint16_t* const logits = static_cast<const uint16_t*>(a.logits);
+  for (int64_t token = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; token < a.tokens;
+       token += stride) {
+    const uint16_t* const row = logits + token * a.row_stride;
+
+    // Pass 1: every vector's maximum as a vector key (0 past the row), the best 8 sorted.
+    uint32_t all[kThreadSelectVectors];
+#pragma unroll
+    for (int c = 0; c < kThreadSelectVectors; c += 2) {
+      uint4 va = make_uint4(0u, 0u, 0u, 0u), vb = va;
+      if (c < vectors) va = *reinterpret_cast<const uint4*>(row + c * 8);
+      if (c + 1 < vectors) vb = *reinterpret_cast<const uint4*>(row + c * 8 + 8);
+      const uint32_t ord = ts_split_ord16x2<Dtype>(ts_vector_max_pair<Dtype>(va, vb));
+      all[c] = c < vectors ? (ord << 16) | ts_index_field(static_cast<uint32_t>(c)) : 0u;
+      all[c + 1] = c + 1 < vectors ? (ord & 0xffff0000u) | ts_index_field(static_cast<uint32_t>(c + 1)) : 0u;
+    }
+    uint32_t chosen[8];
+    ts_best8_desc(all, chosen);
+
+    // Pass 2: the chosen vectors again (from the L1), in rank order; rank r adds at most its
+    // best 8 - r.
+    uint4 v[8];
+#pragma unroll
+    for (int r = 0; r < 8; ++r) v[r] = *reinterpret_cast<const uint4*>(row + ts_key_index(chosen[r]) * 8);
+    uint32_t top[8];
+    ts_sorted_vector_keys<Dtype>(v[0], ts_key_index(chosen[0]), top);
+    uint32_t keys[8];
+    ts_sorted_vector_keys<Dtype>(v[1], ts_key_index(chosen[1]), keys);
+    ts_fold_ranked<1>(top, keys);
+    ts_sorted_vector_keys<Dtype>(v[2], ts_key_index(chosen[2]), keys);
+    ts_fold_ranked<2>(top, keys);
+    ts_sorted_vector_keys<Dtype>(v[3], ts_key_index(chosen[3]), keys);
+    ts_fold_ranked<3>(top, keys);
+    ts_sorted_vector_keys<Dtype>(v[4], ts_key_index(chosen[4]), keys);
+    ts_fold_ranked<4>(top, keys);
+    ts_sorted_vector_keys<Dtype>(v[5], ts_key_index(chosen[5]), keys);
+    ts_fold_ranked<5>(top, keys);
+    ts_sorted_vector_keys<Dtype>(v[6], ts_key_index(chosen[6]), keys);
+    ts_fold_ranked<6>(top, keys);
+    ts_sorted_vector_keys<Dtype>(v[7], ts_key_index(chosen[7]), keys);
+    ts_fold_ranked<7>(top, keys);
+
+    ts_thread_epilogue<Dtype>(a, top, token, vector_stores);
+  }
+}
+#endif  // TS_PLATFORM_CUDA
+
+#endif  // TOPK_SIGMOID_KERNEL_THREAD_SELECT_HPP
