@@ -36,26 +36,6 @@ constexpr int kThreadSelectVectors = 16;
 constexpr int kThreadSelectBlocksPerSm = 4;
 
 #if defined(TS_PLATFORM_CUDA)
-// list = the best 8 of list and v, sorted descending, where list[0 .. R - 1] are final (above
-// every key of v) and only v[0 .. 7 - R] can reach the list. As ts_fold_best8, on places R..7:
-// the elementwise maximum of the list and v reversed is a bitonic sequence there, and places
-// 0..R - 1 are set to the largest key so the half-cleaner stages leave them (and their
-// exchanges fold away) while the sequence stays bitonic.
-template <int R>
-__device__ __forceinline__ void ts_fold_ranked(uint32_t (&list)[8], const uint32_t (&v)[8]) {
-  uint32_t c[8];
-#pragma unroll
-  for (int j = 0; j < 8; ++j) c[j] = j < R ? 0xffffffffu : ts_umax(list[j], v[7 - j]);
-#pragma unroll
-  for (int stride = 4; stride > 0; stride >>= 1) {
-#pragma unroll
-    for (int i = 0; i < 8; ++i)
-      if ((i & stride) == 0) ts_cx(c, i, i + stride);
-  }
-#pragma unroll
-  for (int j = R; j < 8; ++j) list[j] = c[j];
-}
-
 // The exact keys (ts_split_ord16x2's kind) of vector c of a row, sorted descending: only the
 // first few are used by the caller, and the exchanges that feed only the others fold away.
 template <int Dtype>
@@ -116,12 +96,27 @@ __device__ __forceinline__ void ts_thread_epilogue(const ts_kernel_args& a, cons
   }
 }
 
+// Vectors 1 .. 7 of the chosen ones merged into top in rank order (R the next rank): rank R adds
+// at most its best 8 - R keys, after the R places that are final.
+template <int Dtype, int R>
+__device__ __forceinline__ void ts_merge_ranked_vectors(const uint4 (&v)[8], const uint32_t (&chosen)[8],
+                                                        uint32_t (&top)[8]) {
+  if constexpr (R < 8) {
+    uint32_t keys[8];
+    ts_sorted_vector_keys<Dtype>(v[R], ts_key_index(chosen[R]), keys);
+    ts_fold_ranked<R>(top, keys);
+    ts_merge_ranked_vectors<Dtype, R + 1>(v, chosen, top);
+  }
+}
+
 // Thread t of the grid routes token t (and every gridDim.x * blockDim.x-th after it), its row
 // read whole by its own 16-byte loads. Staging a warp's 32 rows in shared memory by coalesced
 // copies (cp.async, 512 contiguous bytes per copy instruction) instead cut the 32 cache lines
 // each of these loads touches per warp instruction to 4, and the time with every row in the L2
 // (H100, T=65536 E128: 8.90 -> 8.38 us), but not with the rows rotating through HBM as the
-// benchmark's are: 11.35 -> 11.6 us at E128, 10.66 -> 11.6 at E120, 8.39 -> 9.75 at E72.
+// benchmark's are: 11.35 -> 11.6 us at E128, 10.66 -> 11.6 at E120, 8.39 -> 9.75 at E72. Half
+// the threads with each one's next row in flight while it routes the current one gained only
+// near 2 x 256 tokens per SM and lost elsewhere (BENCHMARKS.md, Not kept after 39).
 template <int Dtype>
 __global__ void __launch_bounds__(kThreadSelectBlock, kThreadSelectBlocksPerSm)
     ts_thread_select_kernel(const ts_kernel_args a) {
@@ -157,21 +152,7 @@ __global__ void __launch_bounds__(kThreadSelectBlock, kThreadSelectBlocksPerSm)
     for (int r = 0; r < 8; ++r) v[r] = *reinterpret_cast<const uint4*>(row + ts_key_index(chosen[r]) * 8);
     uint32_t top[8];
     ts_sorted_vector_keys<Dtype>(v[0], ts_key_index(chosen[0]), top);
-    uint32_t keys[8];
-    ts_sorted_vector_keys<Dtype>(v[1], ts_key_index(chosen[1]), keys);
-    ts_fold_ranked<1>(top, keys);
-    ts_sorted_vector_keys<Dtype>(v[2], ts_key_index(chosen[2]), keys);
-    ts_fold_ranked<2>(top, keys);
-    ts_sorted_vector_keys<Dtype>(v[3], ts_key_index(chosen[3]), keys);
-    ts_fold_ranked<3>(top, keys);
-    ts_sorted_vector_keys<Dtype>(v[4], ts_key_index(chosen[4]), keys);
-    ts_fold_ranked<4>(top, keys);
-    ts_sorted_vector_keys<Dtype>(v[5], ts_key_index(chosen[5]), keys);
-    ts_fold_ranked<5>(top, keys);
-    ts_sorted_vector_keys<Dtype>(v[6], ts_key_index(chosen[6]), keys);
-    ts_fold_ranked<6>(top, keys);
-    ts_sorted_vector_keys<Dtype>(v[7], ts_key_index(chosen[7]), keys);
-    ts_fold_ranked<7>(top, keys);
+    ts_merge_ranked_vectors<Dtype, 1>(v, chosen, top);
 
     ts_thread_epilogue<Dtype>(a, top, token, vector_stores);
   }

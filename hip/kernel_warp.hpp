@@ -109,18 +109,31 @@ __device__ __forceinline__ void ts_sort_desc(Key (&c)[V]) {
   }
 }
 
-// a = the best 8 of two descending lists a and b, sorted descending: the elementwise max of a
-// and b reversed is a bitonic sequence holding them, which three half-cleaner stages sort.
-template <class Key>
-__device__ __forceinline__ void ts_fold_best8(Key (&a)[8], const Key (&b)[8]) {
+// list = the best 8 of two descending lists, list and v, sorted descending, where list[0 .. R - 1]
+// are already final (above every key of v) and only v[0 .. 7 - R] can reach the list. The
+// elementwise maximum of the list and v reversed is a bitonic sequence holding the best 8 of
+// both, which three half-cleaner stages sort; places 0 .. R - 1 are set to the largest key, so
+// the sequence stays bitonic and their exchanges fold away (the thread select kernel merges its
+// ranked vectors this way: kernel_thread_select.hpp).
+template <int R, class Key>
+__device__ __forceinline__ void ts_fold_ranked(Key (&list)[8], const Key (&v)[8]) {
+  Key c[8];
 #pragma unroll
-  for (int j = 0; j < 8; ++j) a[j] = ts_umax(a[j], b[7 - j]);
+  for (int j = 0; j < 8; ++j) c[j] = j < R ? ~Key(0) : ts_umax(list[j], v[7 - j]);
 #pragma unroll
   for (int stride = 4; stride > 0; stride >>= 1) {
 #pragma unroll
     for (int i = 0; i < 8; ++i)
-      if ((i & stride) == 0) ts_cx(a, i, i + stride);
+      if ((i & stride) == 0) ts_cx(c, i, i + stride);
   }
+#pragma unroll
+  for (int j = R; j < 8; ++j) list[j] = c[j];
+}
+
+// a = the best 8 of two descending lists a and b, sorted descending (no place final yet).
+template <class Key>
+__device__ __forceinline__ void ts_fold_best8(Key (&a)[8], const Key (&b)[8]) {
+  ts_fold_ranked<0>(a, b);
 }
 
 // The best 8 of a lane's V keys (V a multiple of 8), sorted descending: each block of 8 is
