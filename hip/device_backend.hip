@@ -345,12 +345,15 @@ inline bool ts_vector_select_pays(int experts, int64_t tokens, int sms) {
 
 // Without bias, the thread select kernel (kernel_thread_select.hpp) for E = 65..120 (72..120 on
 // 16-byte rows) from 384 tokens per SM, where it has every thread slot busy. H100, graph replay,
-// bf16 k=8, rows rotating through HBM, against the vector select kernel, interleaved: T=65536
-// (496 per SM) E120 12.1 -> 10.6-10.7 us, E72 10.3 -> 8.4; T=50688 (384 per SM) E120 9.31 ->
-// 8.33; but T=33792 (256 per SM) E128 6.91 -> 7.00 and T=16384 4.35 -> 4.71. E128, though its
-// rows fit (kThreadSelectVectors), stays with the vector select kernel: 11.8 -> 11.2-11.5 us in
-// this A/B, but in the benchmark's own bandwidth section (interleaved, three rounds each) 12.53
-// -> 12.62 us for the fast path and 12.2 -> 12.5 for auto, no gain.
+// bf16 k=8, rows rotating through HBM, against the vector select kernel, interleaved, with every
+// call's outputs in one buffer pair (which stays in the L2): T=65536 (496 per SM) E120 12.1 ->
+// 10.6-10.7 us, E72 10.3 -> 8.4; T=50688 (384 per SM) E120 9.31 -> 8.33; but T=33792 (256 per SM)
+// E128 6.91 -> 7.00 and T=16384 4.35 -> 4.71. With the outputs rotating too, as the benchmark's
+// do (their 4.2 MB then reach HBM): T=65536 E120 13.0 -> 12.25 us, E96 11.1-11.2 -> 11.0, E72
+// 10.4-10.5 -> 9.5. E128, though its rows fit (kThreadSelectVectors), stays with the vector
+// select kernel: with the outputs rotating 12.59-12.67 -> 12.61-12.80 us, and in the
+// benchmark's own bandwidth section (interleaved, three rounds each) 12.53 -> 12.62 us for the
+// fast path and 12.2 -> 12.5 for auto, no gain.
 inline bool ts_thread_select_pays(int experts, int64_t tokens, int sms) {
   if (experts <= 64 || experts > 120) return false;
   return tokens / sms >= 384;

@@ -18,9 +18,9 @@
 // repeats (the merges over shuffles) and on sorting all 64 keys of the chosen vectors. Here a
 // token's networks see 36 keys once, in one thread: 1768 SASS instructions per token against
 // the 4 x 32 vector select shape's 4 x 1600 (sm_90). The time fell far less (H100, graph
-// replay, bf16 k=8, rows rotating through HBM: T=65536 E128 11.8 -> 11.2-11.5 us, E120 12.1 ->
-// 10.7, E72 10.3 -> 8.4): such a batch is one wave whose rows all arrive over the same few
-// microseconds, and a thread's chain starts only once its whole row is in (Nsight Compute:
+// replay, bf16 k=8, rows and outputs rotating through HBM: T=65536 E128 12.6 -> 12.6-12.8 us,
+// E120 13.0 -> 12.25, E72 10.4 -> 9.5): such a batch is one wave whose rows all arrive over the
+// same few microseconds, and a thread's chain starts only once its whole row is in (Nsight Compute:
 // long-scoreboard stalls first, 3.2 active warps per scheduler). With fewer tokens per SM the
 // group kernels' parallelism wins (ts_thread_select_pays, device_backend.hip).
 #ifndef TOPK_SIGMOID_KERNEL_THREAD_SELECT_HPP
