@@ -15,6 +15,7 @@
 #include "kernel_split.hpp"
 #include "kernel_split_bias.hpp"
 #include "kernel_thread_select.hpp"
+#include "kernel_thread_staged.hpp"
 #include "kernel_vector_select.hpp"
 #include "kernel_warp.hpp"
 #include "status.h"
@@ -353,10 +354,24 @@ inline bool ts_vector_select_pays(int experts, int64_t tokens, int sms) {
 // 10.4-10.5 -> 9.5. E128, though its rows fit (kThreadSelectVectors), stays with the vector
 // select kernel: with the outputs rotating 12.59-12.67 -> 12.61-12.80 us, and in the
 // benchmark's own bandwidth section (interleaved, three rounds each) 12.53 -> 12.62 us for the
-// fast path and 12.2 -> 12.5 for auto, no gain.
+// fast path and 12.2 -> 12.5 for auto, no gain; from 480 per SM the staged kernel takes it
+// (ts_thread_staged_pays).
 inline bool ts_thread_select_pays(int experts, int64_t tokens, int sms) {
   if (experts <= 64 || experts > 120) return false;
   return tokens / sms >= 384;
+}
+
+// Without bias, the staged thread select kernel (kernel_thread_staged.hpp, launched as
+// launch_thread_staged says) for E = 128 from 480 tokens per SM. H100, graph replay, bf16 k=8,
+// rows and outputs rotating through HBM, against the vector select kernel (78e71c6's library):
+// T=63360 (480 per SM) 12.31 -> 10.71 us; T=65536 (496) 12.64 -> 11.38, f16 12.62 -> 11.32, k=4
+// 11.97 -> 10.81; T=73920 14.55 -> 11.89; T=98304 17.34 -> 15.07; T=131072 21.12 -> 19.39;
+// T=262144 38.8 -> 34.6. Below 480 per SM the forms measured before this one lost (two blocks per
+// SM without the early trigger: T=59136, 448 per SM, 10.22 -> 10.54 us; T=50688 9.20 -> 9.59),
+// and so did they at E < 128 against the thread select kernel (T=65536 E120 12.17 -> 12.9, E72
+// 9.60 -> 10.8).
+inline bool ts_thread_staged_pays(int experts, int64_t tokens, int sms) {
+  return experts == 128 && tokens / sms >= 480;
 }
 
 template <int Dtype>
@@ -368,6 +383,65 @@ void launch_thread_select(const ts_kernel_args& k, const ts_launch_stream& strea
   args.early_dependents = early_dependents(grid, resident);
   args.l2_hint = 0;
   ts_launch(ts_thread_select_kernel<Dtype>, grid, kThreadSelectBlock, 0, stream, args);
+}
+
+// ts_thread_staged_kernel's blocks resident per SM on the current device, 0 where it cannot run
+// (before sm_80, or too little shared memory): found once per device, after raising the kernel's
+// dynamic shared memory limit to its 64 KB (a per-device setting).
+std::once_flag g_staged_once[kMaxDevices];
+int g_staged_blocks_per_sm[kMaxDevices];
+
+template <int Dtype>
+int staged_blocks_per_sm_of() {
+  int blocks = 0;
+  if (cudaFuncSetAttribute(ts_thread_staged_kernel<Dtype>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                           static_cast<int>(kStagedSharedBytes)) != cudaSuccess ||
+      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, ts_thread_staged_kernel<Dtype>, kStagedBlock,
+                                                    kStagedSharedBytes) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return 0;
+  }
+  return blocks;
+}
+
+int staged_blocks_per_sm() {
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess || device < 0 || device >= kMaxDevices) {
+    (void)cudaGetLastError();
+    return 0;
+  }
+  std::call_once(g_staged_once[device], [device] {
+    const int bf16 = staged_blocks_per_sm_of<TS_DTYPE_BF16>(), f16 = staged_blocks_per_sm_of<TS_DTYPE_F16>();
+    g_staged_blocks_per_sm[device] = arch_of(device).major >= 8 ? (bf16 < f16 ? bf16 : f16) : 0;
+  });
+  return g_staged_blocks_per_sm[device];
+}
+
+// The staged thread select kernel (kernel_thread_staged.hpp) where it can run: every SM's resident
+// blocks (3 on sm_90, by shared memory) share the batch, at least 32 tokens each, or blocks of
+// kStagedTokens where the batch has more than those hold, which then start as earlier ones end.
+// As a dependent launch (sm_90) it lets the next kernel in at once, so that kernel's blocks take
+// each slot as this grid's blocks leave it. H100, graph replay, bf16 k=8, T=65536 E128, the
+// benchmark's bandwidth section (rows and outputs rotating through HBM), six rounds each: 11.25-
+// 11.31 us, against 11.43-11.59 at two blocks per SM without the early trigger and 12.03-12.55 for
+// the vector select kernel (three rounds of the committed form later: 11.21-11.23). Two blocks per SM with the early trigger and every block hinting the
+// L2 at its rows before its wait (the block in the third slot then reads its rows while the grid
+// before it still routes) ran 10.90-10.93 us in four rounds of six and 12.3-12.4 in the other two:
+// not kept (BENCHMARKS.md, Not kept after 40). Returns whether it launched.
+template <int Dtype>
+bool launch_thread_staged(const ts_kernel_args& k, const ts_launch_stream& stream, int sms) {
+  const int per_sm = staged_blocks_per_sm();
+  if (per_sm == 0) return false;
+  const int64_t resident = static_cast<int64_t>(sms) * per_sm;
+  const int64_t full = (k.tokens + kStagedTokens - 1) / kStagedTokens;
+  const int64_t spread = (k.tokens + 31) / 32;
+  const int64_t grid = full >= resident ? full : (spread < resident ? spread : resident);
+  ts_kernel_args args = k;
+  args.early_dependents = stream.dependent ? 1 : 0;
+  args.l2_hint = 0;
+  ts_launch(ts_thread_staged_kernel<Dtype>, static_cast<unsigned>(grid), kStagedBlock, kStagedSharedBytes, stream,
+            args);
+  return true;
 }
 
 // One of the split family's kernels (the split bias kernel with a bias, Select: its vector
@@ -398,7 +472,8 @@ void launch_split_shape(const ts_kernel_args& k, const ts_launch_stream& stream,
 }
 
 // Large batches of 16-bit logits, k <= 8, on rows of whole 16-byte vectors: without bias the
-// thread select kernel (E = 65..120, ts_thread_select_pays), the vector select kernel (E =
+// staged thread select kernel (E = 128, ts_thread_staged_pays; where it can run, else the next),
+// the thread select kernel (E = 65..120, ts_thread_select_pays), the vector select kernel (E =
 // 65..512, ts_vector_select_pays) or below its batch sizes the split
 // kernel (E = 65..256, ts_split_pays), with a bias the split bias kernel (E = 65..512, with the
 // vector selection above 128; ts_split_bias_pays), where they pay. Returns whether it launched.
@@ -419,6 +494,8 @@ bool launch_split(const ts_kernel_args& k, const ts_launch_stream& stream, int s
     return true;
   } else {
     if (k.k > 8 || !k.vector_loads) return false;
+    if (ts_thread_staged_pays(k.experts, k.tokens, sms) && launch_thread_staged<Dtype>(k, stream, sms))
+      return true;
     if (ts_thread_select_pays(k.experts, k.tokens, sms)) {
       launch_thread_select<Dtype>(k, stream, sms);
       return true;

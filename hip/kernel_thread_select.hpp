@@ -109,52 +109,65 @@ __device__ __forceinline__ void ts_merge_ranked_vectors(const uint4 (&v)[8], con
   }
 }
 
+// One token routed from its row, vector c of which (8 logits, 16 bytes) load(c) returns: the
+// rows of ts_thread_select_kernel come from global memory, those of ts_thread_staged_kernel
+// (kernel_thread_staged.hpp) from shared memory.
+template <int Dtype, class LoadVector>
+__device__ __forceinline__ void ts_thread_route(const ts_kernel_args& a, int vectors, int64_t token,
+                                                bool vector_stores, const LoadVector& load) {
+  // Pass 1: every vector's maximum as a vector key (0 past the row), the best 8 sorted.
+  uint32_t all[kThreadSelectVectors];
+#pragma unroll
+  for (int c = 0; c < kThreadSelectVectors; c += 2) {
+    uint4 va = make_uint4(0u, 0u, 0u, 0u), vb = va;
+    if (c < vectors) va = load(c);
+    if (c + 1 < vectors) vb = load(c + 1);
+    const uint32_t ord = ts_split_ord16x2<Dtype>(ts_vector_max_pair<Dtype>(va, vb));
+    all[c] = c < vectors ? (ord << 16) | ts_index_field(static_cast<uint32_t>(c)) : 0u;
+    all[c + 1] = c + 1 < vectors ? (ord & 0xffff0000u) | ts_index_field(static_cast<uint32_t>(c + 1)) : 0u;
+  }
+  uint32_t chosen[8];
+  ts_best8_desc(all, chosen);
+
+  // Pass 2: the chosen vectors again, in rank order; rank r adds at most its best 8 - r.
+  uint4 v[8];
+#pragma unroll
+  for (int r = 0; r < 8; ++r) v[r] = load(static_cast<int>(ts_key_index(chosen[r])));
+  uint32_t top[8];
+  ts_sorted_vector_keys<Dtype>(v[0], ts_key_index(chosen[0]), top);
+  ts_merge_ranked_vectors<Dtype, 1>(v, chosen, top);
+
+  ts_thread_epilogue<Dtype>(a, top, token, vector_stores);
+}
+
+// Whether the k = 8 outputs may be stored as 16-byte vectors (both 16-byte aligned).
+__device__ __forceinline__ bool ts_thread_vector_stores(const ts_kernel_args& a) {
+  return a.k == 8 && ((reinterpret_cast<uintptr_t>(a.weights) | reinterpret_cast<uintptr_t>(a.indices)) & 15u) == 0;
+}
+
 // Thread t of the grid routes token t (and every gridDim.x * blockDim.x-th after it), its row
-// read whole by its own 16-byte loads. Staging a warp's 32 rows in shared memory by coalesced
-// copies (cp.async, 512 contiguous bytes per copy instruction) instead cut the 32 cache lines
-// each of these loads touches per warp instruction to 4, and the time with every row in the L2
-// (H100, T=65536 E128: 8.90 -> 8.38 us), but not with the rows rotating through HBM as the
-// benchmark's are: 11.35 -> 11.6 us at E128, 10.66 -> 11.6 at E120, 8.39 -> 9.75 at E72. Half
-// the threads with each one's next row in flight while it routes the current one gained only
-// near 2 x 256 tokens per SM and lost elsewhere (BENCHMARKS.md, Not kept after 39).
+// read whole by its own 16-byte loads (pass 2's re-read from the L1). Staging a warp's 32 rows in
+// shared memory by coalesced copies (cp.async, 512 contiguous bytes per copy instruction), every
+// warp waiting for its own, cut the 32 cache lines each of these loads touches per warp
+// instruction to 4, and the time with every row in the L2 (H100, T=65536 E128: 8.90 -> 8.38 us),
+// but not with the rows rotating through HBM as the benchmark's are: 11.35 -> 11.6 us at E128,
+// 10.66 -> 11.6 at E120, 8.39 -> 9.75 at E72 (kernel_thread_staged.hpp says what differs there).
+// Half the threads with each one's next row in flight while it routes the current one gained
+// only near 2 x 256 tokens per SM and lost elsewhere (BENCHMARKS.md, Not kept after 39).
 template <int Dtype>
 __global__ void __launch_bounds__(kThreadSelectBlock, kThreadSelectBlocksPerSm)
     ts_thread_select_kernel(const ts_kernel_args a) {
   ts_await_prior_grid(a.early_dependents);
   static_assert(Dtype != TS_DTYPE_F32, "16-bit logits: 32-bit keys");
   const int vectors = a.experts / 8;  // 9..16: vector_loads, E = 72..128
-  const bool vector_stores =
-      a.k == 8 && ((reinterpret_cast<uintptr_t>(a.weights) | reinterpret_cast<uintptr_t>(a.indices)) & 15u) == 0;
+  const bool vector_stores = ts_thread_vector_stores(a);
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   const uint16_t* const logits = static_cast<const uint16_t*>(a.logits);
   for (int64_t token = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; token < a.tokens;
        token += stride) {
     const uint16_t* const row = logits + token * a.row_stride;
-
-    // Pass 1: every vector's maximum as a vector key (0 past the row), the best 8 sorted.
-    uint32_t all[kThreadSelectVectors];
-#pragma unroll
-    for (int c = 0; c < kThreadSelectVectors; c += 2) {
-      uint4 va = make_uint4(0u, 0u, 0u, 0u), vb = va;
-      if (c < vectors) va = *reinterpret_cast<const uint4*>(row + c * 8);
-      if (c + 1 < vectors) vb = *reinterpret_cast<const uint4*>(row + c * 8 + 8);
-      const uint32_t ord = ts_split_ord16x2<Dtype>(ts_vector_max_pair<Dtype>(va, vb));
-      all[c] = c < vectors ? (ord << 16) | ts_index_field(static_cast<uint32_t>(c)) : 0u;
-      all[c + 1] = c + 1 < vectors ? (ord & 0xffff0000u) | ts_index_field(static_cast<uint32_t>(c + 1)) : 0u;
-    }
-    uint32_t chosen[8];
-    ts_best8_desc(all, chosen);
-
-    // Pass 2: the chosen vectors again (from the L1), in rank order; rank r adds at most its
-    // best 8 - r.
-    uint4 v[8];
-#pragma unroll
-    for (int r = 0; r < 8; ++r) v[r] = *reinterpret_cast<const uint4*>(row + ts_key_index(chosen[r]) * 8);
-    uint32_t top[8];
-    ts_sorted_vector_keys<Dtype>(v[0], ts_key_index(chosen[0]), top);
-    ts_merge_ranked_vectors<Dtype, 1>(v, chosen, top);
-
-    ts_thread_epilogue<Dtype>(a, top, token, vector_stores);
+    ts_thread_route<Dtype>(a, vectors, token, vector_stores,
+                           [row](int c) { return *reinterpret_cast<const uint4*>(row + c * 8); });
   }
 }
 #endif  // TS_PLATFORM_CUDA

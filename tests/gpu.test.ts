@@ -370,6 +370,26 @@ gpuDescribe("GPU backends are byte-identical to the host backend", () => {
     }
   }, 300_000);
 
+  // The staged thread select kernel (hip/kernel_thread_staged.hpp, NVIDIA sm_80+) routes E = 128
+  // from 480 tokens per SM: the block copies its rows into shared memory (cp.async, one mbarrier
+  // per tile of 32 rows, vector places swizzled) and each thread routes one token from there. Both
+  // grid forms: two blocks per SM sharing the batch (a last tile part-filled), and blocks of 256
+  // tokens beyond what two per SM hold; padded rows, k = 8 (16-byte stores) and k < 8, adversarial
+  // and benchmark rows.
+  test("staged thread select kernel (E 128, 16-bit, no bias): both grid forms, adversarial rows", () => {
+    const sms = info?.multiprocessors ?? 132;
+    const sweep = {
+      tokens: [480 * sms + 19, 600 * sms + 5],
+      experts: [128],
+      seed: 2500,
+      ks: [8, 8, 6, 8, 1, 7, 2, 3],
+      pad: (i: number) => (i % 3 === 1 ? 8 : 0),
+      renormalize: (i: number) => i % 4 !== 2,
+      scale: 2.5,
+    };
+    expect(noBias16Sweep(sweep)).toBeUndefined();
+  }, 300_000);
+
   // With a bias the same large batches rank on a cheap score first and compute exact scores only
   // for the candidates near the k-th (hip/bias_prefilter.hpp, NVIDIA); its result must still be
   // the host's bytes, on rows and biases built to sit within a few ulps of the k-th place. From

@@ -1,0 +1,162 @@
+// kernel_thread_staged.hpp: the largest batches of 16-bit logits without bias, k <= 8, E = 128 (it
+// takes E = 72..128; device_backend.hip, ts_thread_staged_pays, says why the others stay with the
+// thread select kernel) on rows of whole 16-byte vectors (NVIDIA sm_80+): ts_thread_route (one
+// thread per token, kernel_thread_select.hpp) on rows that the whole block copies into shared
+// memory first, tile by tile, in the order its warps route them.
+//
+// Why: at T=65536 E128 every kernel that loads its own rows ended about 5 us after the copy rate
+// would (H100: 12.2-12.6 us where the bytes need 7.1). Each warp's rows arrive interleaved with
+// every other warp's, so most warps wait until late in the batch and route after the loads
+// instead of under them (the timeline in BENCHMARKS.md, What limits). Here the block's copies
+// (cp.async, 16 bytes a thread) are issued tile-major: all of tile 0 (warp 0's 32 rows), then all
+// of tile 1, and so on, each tile completing its own mbarrier. A timeline of this form (H100,
+// graph replay, T=65536 E128, one block of 16 routing warps and a copying warp per SM, stamps
+// per warp; the probe is not in the repository) has the tiles landing in order from 1.0 to 7.8
+// us and each warp done about 2.1 us after its tile landed: the routing of one tile by one warp,
+// which is what is left after the last byte. With the launch of launch_thread_staged the benchmark's T=65536 E128 went
+// from 12.1-12.5 to 11.2 us (H100; BENCHMARKS.md, optimisation 40).
+//
+// Shared memory: a block of 8 warps holds 8 tiles of 32 rows of 256 bytes (16 vectors; rows of
+// E < 128 leave the tail of their 256 bytes unused), 64 KB. The vector c of row r sits at vector
+// place c ^ (r & 7): a warp's 16-byte reads of one vector index of its 32 rows then fall on 8
+// different 16-byte bank groups per quarter warp instead of one (a row pitch of 256 bytes puts
+// every row's vector c on the same banks).
+#ifndef TOPK_SIGMOID_KERNEL_THREAD_STAGED_HPP
+#define TOPK_SIGMOID_KERNEL_THREAD_STAGED_HPP
+
+#include "kernel_thread_select.hpp"
+
+constexpr int kStagedBlock = 256;
+constexpr int kStagedTiles = kStagedBlock / 32;  // one tile of 32 tokens per warp
+// The most tokens one block routes (the launch gives each block at most this many).
+constexpr int kStagedTokens = kStagedTiles * 32;
+constexpr int kStagedRowBytes = kThreadSelectVectors * 16;
+// The rows and one 8-byte mbarrier per tile.
+constexpr unsigned kStagedSharedBytes = kStagedTokens * kStagedRowBytes + kStagedTiles * 8;
+// Blocks per SM the compiler must leave registers for: 3 x 64 KB of shared memory fit an sm_90
+// SM (228 KB), 2 an sm_80 one (164 KB); the launch asks the runtime how many are resident.
+constexpr int kStagedBlocksPerSm = 3;
+
+#if defined(TS_PLATFORM_CUDA)
+// The kernel's dynamic shared memory: the rows, then the mbarriers (kStagedSharedBytes).
+extern __shared__ __align__(16) unsigned char ts_staged_shared[];
+
+// The shared-memory address of the tiles' mbarriers (after the rows).
+__device__ __forceinline__ uint32_t ts_staged_bars(const unsigned char* staged) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(staged)) + kStagedTokens * kStagedRowBytes;
+}
+
+// mbarrier and cp.async (sm_80+) as PTX: the shared-memory address of each operand.
+__device__ __forceinline__ void ts_mbarrier_init(uint32_t bar, uint32_t arrivals) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("mbarrier.init.shared.b64 [%0], %1;" ::"r"(bar), "r"(arrivals) : "memory");
+#else
+  (void)bar, (void)arrivals;
+#endif
+}
+
+// Copies 16 bytes from global memory to shared memory asynchronously (cached in the L2 only).
+__device__ __forceinline__ void ts_copy16_async(uint32_t dst, const void* src) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(dst), "l"(src) : "memory");
+#else
+  (void)dst, (void)src;
+#endif
+}
+
+// One arrival on the mbarrier once every copy this thread has issued so far has landed (the
+// arrival is one of those mbarrier_init counted: .noinc).
+__device__ __forceinline__ void ts_mbarrier_arrive_after_copies(uint32_t bar) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.mbarrier.arrive.noinc.shared.b64 [%0];" ::"r"(bar) : "memory");
+#else
+  (void)bar;
+#endif
+}
+
+// Returns once the mbarrier's phase of this parity has completed; its copies are then visible.
+__device__ __forceinline__ void ts_mbarrier_wait(uint32_t bar, uint32_t parity) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile(
+      "{\n"
+      ".reg .pred done;\n"
+      "WAIT:\n"
+      "mbarrier.test_wait.parity.shared.b64 done, [%0], %1;\n"
+      "@!done bra WAIT;\n"
+      "}\n" ::"r"(bar),
+      "r"(parity)
+      : "memory");
+#else
+  (void)bar, (void)parity;
+#endif
+}
+
+// A block's share of the batch: block b routes the tokens [first, first + count), first = b * P
+// with P = ceil(T / gridDim.x) <= kStagedTokens (launch_thread_staged), in tiles of 32.
+struct ts_staged_block {
+  int64_t first;
+  int count;  // <= 0: nothing (the grid's last blocks when gridDim.x * P passes T)
+  int tiles;
+};
+
+// Before ts_await_prior_grid, shared memory only: the block's share, and one mbarrier per tile
+// that holds tokens, initialised for every thread's arrival (no arrival may be left pending on a
+// tile nobody waits for: the block's shared memory goes to the next block when it ends). Done
+// before the wait so that a block which starts behind the grid before it issues its first copies
+// as soon as the wait returns (H100, T=65536 E128, the benchmark's bandwidth section, three
+// rounds each: 11.73-11.76 us with this after the wait).
+__device__ __forceinline__ ts_staged_block ts_staged_begin(const ts_kernel_args& a, uint32_t bars) {
+  const int64_t per_block = (a.tokens + gridDim.x - 1) / gridDim.x;
+  ts_staged_block b;
+  b.first = static_cast<int64_t>(blockIdx.x) * per_block;
+  const int64_t left = a.tokens - b.first;
+  b.count = static_cast<int>(left <= 0 ? 0 : left < per_block ? left : per_block);
+  b.tiles = (b.count + 31) / 32;
+  if (static_cast<int>(threadIdx.x) < b.tiles) ts_mbarrier_init(bars + 8u * threadIdx.x, kStagedBlock);
+  __syncthreads();
+  return b;
+}
+
+// Warp w routes the block's tile w, lane l the tile's row l.
+template <int Dtype>
+__global__ void __launch_bounds__(kStagedBlock, kStagedBlocksPerSm) ts_thread_staged_kernel(const ts_kernel_args a) {
+  const ts_staged_block block = ts_staged_begin(a, ts_staged_bars(ts_staged_shared));
+  ts_await_prior_grid(a.early_dependents);
+  static_assert(Dtype != TS_DTYPE_F32, "16-bit logits: 32-bit keys");
+  if (block.count == 0) return;  // uniform per block
+  const int64_t first = block.first;
+  const int count = block.count, tiles = block.tiles;
+  const uint32_t rows = static_cast<uint32_t>(__cvta_generic_to_shared(ts_staged_shared));
+  const uint32_t bars = ts_staged_bars(ts_staged_shared);
+
+  // The copies, tile-major: thread t copies vectors t and t + 256 of each tile (of its 32 x 16),
+  // 16 threads per row, so a warp's copy instruction reads two rows' contiguous bytes.
+  const int vectors = a.experts / 8;  // 9..16: vector_loads, E = 72..128
+  const uint16_t* const logits = static_cast<const uint16_t*>(a.logits) + first * a.row_stride;
+  for (int tile = 0; tile < tiles; ++tile) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int q = h * kStagedBlock + static_cast<int>(threadIdx.x);
+      const int row = q >> 4, c = q & 15;
+      const int local = tile * 32 + row;
+      if (c < vectors && local < count)
+        ts_copy16_async(rows + static_cast<uint32_t>(local * kStagedRowBytes + ((c ^ (row & 7)) << 4)),
+                        logits + local * a.row_stride + c * 8);
+    }
+    ts_mbarrier_arrive_after_copies(bars + 8u * static_cast<uint32_t>(tile));
+  }
+
+  const int warp = static_cast<int>(threadIdx.x) >> 5, lane = static_cast<int>(threadIdx.x) & 31;
+  if (warp >= tiles) return;
+  ts_mbarrier_wait(bars + 8u * static_cast<uint32_t>(warp), 0u);
+  const int local = warp * 32 + lane;
+  if (local >= count) return;
+  const unsigned char* const row = ts_staged_shared + local * kStagedRowBytes;
+  const int place = lane & 7;
+  ts_thread_route<Dtype>(a, vectors, first + local, ts_thread_vector_stores(a), [row, place](int c) {
+    return *reinterpret_cast<const uint4*>(row + ((c ^ place) << 4));
+  });
+}
+#endif  // TS_PLATFORM_CUDA
+
+#endif  // TOPK_SIGMOID_KERNEL_THREAD_STAGED_HPP
