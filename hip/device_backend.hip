@@ -278,7 +278,9 @@ constexpr int kMaxThreadsPerSm = 2048;
 // without them nothing runs before the wait. The hint's mere code, never run, also cost the
 // full grids (E128 10.4 -> 11.0-11.1 us, the split kernel's E64 11.3 -> 11.6), so the split and
 // vector select kernels come in two forms, the full grids' without it; the warp kernel keeps one
-// (E1024 T=65536 59.6 -> 60.1 us, where its smaller grids gain: T=4096 E1024 7.02 -> 6.65).
+// (E1024 T=65536 59.6 -> 60.1 us, where its smaller grids gain: T=4096 E1024 7.02 -> 6.65). The
+// staged kernel is the exception (launch_thread_staged): its hint is its first tile only, and its
+// loads after the wait are copies into shared memory.
 inline int l2_hint(const ts_launch_stream& stream, int64_t grid, int64_t resident) {
   return stream.dependent ? early_dependents(grid, resident) : 0;
 }
@@ -427,7 +429,10 @@ int staged_blocks_per_sm() {
 // the vector select kernel (three rounds of the committed form later: 11.21-11.23). Two blocks per SM with the early trigger and every block hinting the
 // L2 at its rows before its wait (the block in the third slot then reads its rows while the grid
 // before it still routes) ran 10.90-10.93 us in four rounds of six and 12.3-12.4 in the other two:
-// not kept (BENCHMARKS.md, Not kept after 40). Returns whether it launched.
+// not kept (BENCHMARKS.md, Not kept after 40). Its blocks do hint the L2 at their first tile
+// (ts_staged_begin): they become resident in the previous grid's routing tail, when HBM is idle
+// (H100, the benchmark's bandwidth section, three rounds each: 11.26-11.29 -> 10.12-10.13 us).
+// Returns whether it launched.
 template <int Dtype>
 bool launch_thread_staged(const ts_kernel_args& k, const ts_launch_stream& stream, int sms) {
   const int per_sm = staged_blocks_per_sm();
@@ -438,7 +443,7 @@ bool launch_thread_staged(const ts_kernel_args& k, const ts_launch_stream& strea
   const int64_t grid = full >= resident ? full : (spread < resident ? spread : resident);
   ts_kernel_args args = k;
   args.early_dependents = stream.dependent ? 1 : 0;
-  args.l2_hint = 0;
+  args.l2_hint = stream.dependent ? 1 : 0;  // its first tile's rows (ts_staged_begin), unlike l2_hint()
   ts_launch(ts_thread_staged_kernel<Dtype>, static_cast<unsigned>(grid), kStagedBlock, kStagedSharedBytes, stream,
             args);
   return true;

@@ -39,7 +39,7 @@ describe("sources", () => {
       )) {
         kernels++;
         const [first, second] = [m[3] as string, m[4] as string];
-        // Before the wait: the L2 hint, or the staged kernel's shared-memory setup.
+        // Before the wait: the L2 hint, or the staged kernel's setup (shared memory, its L2 hint).
         const hint = /^ts_prefetch_first_row<[^;]*\);$|^const ts_staged_block \w+ = ts_staged_begin\([^;]*\);$/.test(
           first,
         );
@@ -49,7 +49,7 @@ describe("sources", () => {
       }
     }
     expect(kernels).toBeGreaterThanOrEqual(7); // warp, lane, split, split bias, vector select, ck, empty
-    expect(hinted).toBe(5); // warp, lane, split, vector select (the L2 hint); staged (its shared memory)
+    expect(hinted).toBe(5); // warp, lane, split, vector select (the L2 hint); staged (shared memory, L2 hint)
   });
 
   test("every kernel launch goes through ts_launch (which may set the dependent-launch attribute)", () => {
