@@ -279,8 +279,8 @@ constexpr int kMaxThreadsPerSm = 2048;
 // full grids (E128 10.4 -> 11.0-11.1 us, the split kernel's E64 11.3 -> 11.6), so the split and
 // vector select kernels come in two forms, the full grids' without it; the warp kernel keeps one
 // (E1024 T=65536 59.6 -> 60.1 us, where its smaller grids gain: T=4096 E1024 7.02 -> 6.65). The
-// staged kernel is the exception (launch_thread_staged): its hint is its first tile only, and its
-// loads after the wait are copies into shared memory.
+// staged kernel is the exception (launch_thread_staged): its hint is its first two or three tiles,
+// and its loads after the wait are copies into shared memory.
 inline int l2_hint(const ts_launch_stream& stream, int64_t grid, int64_t resident) {
   return stream.dependent ? early_dependents(grid, resident) : 0;
 }
@@ -431,7 +431,8 @@ int staged_blocks_per_sm() {
 // before it still routes) ran 10.90-10.93 us in four rounds of six and 12.3-12.4 in the other two:
 // not kept (BENCHMARKS.md, Not kept after 40). Its blocks do hint the L2 at their first tile
 // (ts_staged_begin): they become resident in the previous grid's routing tail, when HBM is idle
-// (H100, the benchmark's bandwidth section, three rounds each: 11.26-11.29 -> 10.12-10.13 us).
+// (H100, the benchmark's bandwidth section, three rounds each: 11.26-11.29 -> 10.12-10.13 us), and
+// since BENCHMARKS.md 42 at their first two or three tiles.
 // Returns whether it launched.
 template <int Dtype>
 bool launch_thread_staged(const ts_kernel_args& k, const ts_launch_stream& stream, int sms) {
@@ -443,7 +444,14 @@ bool launch_thread_staged(const ts_kernel_args& k, const ts_launch_stream& strea
   const int64_t grid = full >= resident ? full : (spread < resident ? spread : resident);
   ts_kernel_args args = k;
   args.early_dependents = stream.dependent ? 1 : 0;
-  args.l2_hint = stream.dependent ? 1 : 0;  // its first tile's rows (ts_staged_begin), unlike l2_hint()
+  // The tiles each block hints (ts_staged_begin), unlike l2_hint(): two, three where a block holds
+  // all eight. H100, graph replay, bf16 k=8, rows and outputs rotating through HBM, interleaved, two
+  // rounds, hinting 1 / 2 / 3 tiles / every row: T=65536 (6 tiles a block) 10.12-10.17 / 9.56 /
+  // 9.72 / 10.72 us; T=63360 9.64-9.73 / 8.95-9.05 / 8.92 / 10.05; T=73920 10.96-10.98 / 10.12-10.13
+  // / 10.12-10.15 / 10.90; T=98304 (8 tiles) 14.08-14.10 / 12.94-12.99 / 12.64-12.66 / 13.35;
+  // T=131072 (8 tiles, two waves) 18.95-19.05 / 18.53-18.60 / 17.14-17.15 / 18.19.
+  const int64_t tiles = ((k.tokens + grid - 1) / grid + 31) / 32;
+  args.l2_hint = stream.dependent ? (tiles >= kStagedTiles ? 3 : 2) : 0;
   ts_launch(ts_thread_staged_kernel<Dtype>, static_cast<unsigned>(grid), kStagedBlock, kStagedSharedBytes, stream,
             args);
   return true;

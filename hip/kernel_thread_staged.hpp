@@ -15,10 +15,11 @@
 // us and each warp done about 2.1 us after its tile landed: the routing of one tile by one warp,
 // which is what is left after the last byte. With the launch of launch_thread_staged the benchmark's T=65536 E128 went
 // from 12.1-12.5 to 11.2 us (H100; BENCHMARKS.md, optimisation 40). Behind a running grid (a
-// dependent launch) each block first asks the L2 for its first tile's rows, before the wait: a
+// dependent launch) each block first asks the L2 for its first tiles' rows, before the wait: a
 // block becomes resident as one of the grid before ends, in that grid's tail, where only routing
-// is left and HBM is idle, so its first tile is in the L2 when the wait returns. That took the
-// benchmark's T=65536 E128 from 11.3 to 10.1 us (H100; BENCHMARKS.md, optimisation 41).
+// is left and HBM is idle, so its first tiles are in the L2 when the wait returns. One tile took the
+// benchmark's T=65536 E128 from 11.3 to 10.1 us (H100; BENCHMARKS.md, optimisation 41), and two
+// tiles instead of one to about 9.6 (42).
 //
 // Shared memory: a block of 8 warps holds 8 tiles of 32 rows of 256 bytes (16 vectors; rows of
 // E < 128 leave the tail of their 256 bytes unused), 64 KB. The vector c of row r sits at vector
@@ -108,14 +109,14 @@ struct ts_staged_block {
 // for: the block's shared memory goes to the next block when it ends). Done before the wait so
 // that a block which starts behind the grid before it issues its first copies as soon as the wait
 // returns (H100, T=65536 E128, the benchmark's bandwidth section, three rounds each: 11.73-11.76
-// us with this after the wait). Where the launch asks for it (l2_hint), the L2 hint for the
-// first tile's rows too (ts_prefetch_row_l2, eight threads a row: it reads nothing into the
-// kernel). H100, graph replay, bf16 k=8, rows and outputs rotating through HBM, interleaved, two
-// rounds: T=65536 11.29-11.35 -> 10.11-10.21 us, T=63360 10.81-10.88 -> 9.58-9.69, T=98304
-// 15.14-15.19 -> 14.06-14.11, T=131072 19.57-19.59 -> 18.99-19.00. Hinting all of the block's
-// rows instead gained more where blocks hold 8 tiles (T=98304 13.34-13.43 us, T=131072
-// 18.19-18.31) and less at T=65536 (10.73-10.84), whose copies then follow the hints' requests
-// for the same lines.
+// us with this after the wait). Where the launch asks for it (l2_hint tiles), the L2 hint for the
+// first l2_hint tiles' rows too (ts_prefetch_row_l2, eight threads a row: it reads nothing into
+// the kernel). H100, graph replay, bf16 k=8, rows and outputs rotating through HBM, interleaved,
+// two rounds, no hint / the first tile: T=65536 11.29-11.35 -> 10.11-10.21 us, T=63360
+// 10.81-10.88 -> 9.58-9.69, T=98304 15.14-15.19 -> 14.06-14.11, T=131072 19.57-19.59 ->
+// 18.99-19.00. Two tiles took T=65536 to 9.56 us, three (where blocks hold 8 tiles) T=131072 to
+// 17.14 (launch_thread_staged has the table). Hinting all of the block's rows gained less
+// (T=65536 10.72 us), its copies then following the hints' requests for the same lines.
 __device__ __forceinline__ ts_staged_block ts_staged_begin(const ts_kernel_args& a, uint32_t bars) {
   const int64_t per_block = (a.tokens + gridDim.x - 1) / gridDim.x;
   ts_staged_block b;
@@ -125,7 +126,7 @@ __device__ __forceinline__ ts_staged_block ts_staged_begin(const ts_kernel_args&
   b.tiles = (b.count + 31) / 32;
   if (static_cast<int>(threadIdx.x) < b.tiles) ts_mbarrier_init(bars + 8u * threadIdx.x, kStagedBlock);
   if (a.l2_hint != 0) {  // uniform
-    const int hinted = b.count < 32 ? b.count : 32;
+    const int hinted = b.count < 32 * a.l2_hint ? b.count : 32 * a.l2_hint;
     const uint16_t* const logits = static_cast<const uint16_t*>(a.logits) + b.first * a.row_stride;
     for (int r = static_cast<int>(threadIdx.x) >> 3; r < hinted; r += kStagedBlock / 8)
       ts_prefetch_row_l2(logits + r * a.row_stride, static_cast<int64_t>(a.experts) * 2,

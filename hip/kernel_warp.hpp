@@ -41,6 +41,7 @@ struct ts_kernel_args {
   int32_t tokens_per_group;  // warp kernel: tokens a group routes before one shared epilogue
   int32_t early_dependents;  // ts_await_prior_grid: let the next kernel launch at once (else at block exit)
   int32_t l2_hint;           // ts_prefetch_first_row: hint the L2 at the group's first row before the wait
+                             // (the staged kernel: at this many tiles of the block's rows, ts_staged_begin)
 };
 
 // Before ts_await_prior_grid, where the launch asks for it (l2_hint: grids that leave half the
