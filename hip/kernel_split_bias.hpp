@@ -8,18 +8,24 @@
 // Here each logit gets the prefilter's cheap score s' (two MUFU instructions, within
 // kTsPrefilterSigmoidBound of the exact sigmoid) turned into a fixed-point value
 //
-//   y = s' * scale + (b * scale + M)    (one FMA; M = 1.5 * 2^23, so y's low 23 bits are q),
+//   y = s' * scale + (b * scale - C)    (one FMA; C = 13 * 2^20),
 //
 // where the block picks scale = 2^(21 - ex) from the largest |b| (|b| + 1 < 2^ex), so every
-// non-NaN y lies in (2^23 + 2^21, 2^24) and q >= 2^21; a NaN y is clamped to 2^23, q = 0, below
-// every number. The key is (q << 9) | (511 - expert): distinct, and ordered as (y, lower index
-// first). Up to E = 128 every lane sorts its slice's keys; above, as in the vector select kernel
-// (kernel_vector_select.hpp), each vector of 8 logits first gets one key, its best cheap value's
-// (q, 511 - vector), the group picks the 8 vectors with the best of these (they hold the row's
-// best 8 keys), and only their 64 keys are computed again and sorted (Select). The butterfly
-// merge gives every lane the group's best 8 keys.
+// non-NaN y lies in (-15 * 2^20, -11 * 2^20), inside (-2^24, -2^23) where the fp32 grid is the
+// integers: y's bits are 0xcb000000 + m with |y| = 2^23 + m, and q = 2^23 - 1 - m (>= 2^20) grows
+// with y. The key is (q << 9) | (511 - expert): distinct, and ordered as (y, lower index first),
+// and it is one integer multiply-add of y's bits (ts_split_bias_key_of_y), no clamp and no test:
+// a NaN y, which the hardware always returns as 0x7fffffff (tests/split_bias_key_check.cu checks
+// it for every 16-bit logit), gives q = 0, below every number, and so do the experts past the
+// row, whose b * scale - C is a NaN. (The form before, y + 1.5 * 2^23 in [2^23, 2^24) with a NaN
+// clamped, cost a float maximum and a select per logit: H100, E128 with bias 16.1 -> 15.5 us,
+// BENCHMARKS.md 44.) Up to E = 128 every lane sorts its slice's keys; above, as
+// in the vector select kernel (kernel_vector_select.hpp), each vector of 8 logits first gets one
+// key, its best cheap value's (q, 511 - vector), the group picks the 8 vectors with the best of
+// these (they hold the row's best 8 keys), and only their 64 keys are computed again and sorted
+// (Select). The butterfly merge gives every lane the group's best 8 keys.
 //
-// |y - (v * scale + M)| <= bound * scale + 1.125 (the two roundings of y and the half-ulp of v's
+// |y - (v * scale - C)| <= bound * scale + 1.125 (the two roundings of y and the half-ulp of v's
 // own fp32 addition, at most 2^-24 * 2^21), so the cheap k best are the exact k best as a set
 // when no other key comes within D = floor(2 (bound * scale + 1.125)) + 1 of the k-th one's q
 // (keys tied in q are then impossible across the boundary). Checked by counting, in each lane's
@@ -29,12 +35,15 @@
 // (q = 0) the set is exact too: every number ranks above, and NaNs rank by index, as the keys do.
 // With 2^-20 for the bound, D = 5.
 //
-// The winners then get their exact values (sigmoid, v, the semantics' 64-bit key, weight) and
-// are ranked by counting larger exact keys in shared memory. A token that fails the check (a
-// near-tie at the k-th place: 0.1-0.3% of random rows at E = 384-512) gets exact values for its
-// band, the keys at or above the floor (ts_split_bias_band_size): k plus the near-ties, listed
-// from the lanes' own sorted lists and, with Select, from the vectors outside the chosen 8 that
-// reach the floor. Only where a band outgrows its list, or the bias holds a NaN or an infinity
+// The winners then get their exact weights. Their cheap order is their exact order where every
+// two neighbours are D apart in q (the same argument), as for nearly every row; a warp with a
+// token where two are closer (ties in q: NaN winners, saturated scores with equal biases) gives
+// its winners exact 64-bit keys and ranks them by counting larger keys in shared memory (H100:
+// E128 with the benchmark's bias 16.6 -> 16.1 us, BENCHMARKS.md 43). A token that fails the
+// check (a near-tie at the k-th place: 0.1-0.3% of random rows at E = 384-512) gets exact values
+// for its band, the keys at or above the floor (ts_split_bias_band_size): k plus the near-ties,
+// listed from the lanes' own sorted lists and, with Select, from the vectors outside the chosen 8
+// that reach the floor. Only where a band outgrows its list, or the bias holds a NaN or an infinity
 // (the fixed point needs finite biases), does the warp recompute its tokens exactly (64-bit keys
 // of every logit, 8 at a time). Each warp routes only two or three groups of tokens at T=65536
 // and the batch ends with its slowest warp, so what a failed token costs is its warp's latency:
@@ -92,16 +101,30 @@ __device__ __forceinline__ float ts_split_bias_logit(uint32_t word, int high) {
   }
 }
 
-// The fixed-point value y of one logit (x as fp32), with ybias = b * scale + M rounded (see the
-// top of the file); NaN for a NaN logit.
+// The fixed point's scale for a bias whose largest magnitude is `largest` (finite): 2^(21 - ex),
+// |b| + 1 < 2^ex (ex = the exponent of |b| + 1 rounded up, plus one; 1..129).
+__device__ __forceinline__ float ts_split_bias_scale(float largest) {
+  const int ex = static_cast<int>(ts_float_bits(__fadd_ru(largest, 1.0f)) >> 23) - 126;
+  return ts_bits_float(static_cast<uint32_t>(21 - ex + 127) << 23);
+}
+
+// b * scale - C rounded, the bias term of every y of expert e (top of the file; C = 13 * 2^20).
+__device__ __forceinline__ float ts_split_bias_fixed(float b, float scale) {
+  return __fmaf_rn(b, scale, -13631488.0f);
+}
+
+// The fixed-point value y of one logit (x as fp32), with ybias = ts_split_bias_fixed(b, scale)
+// (see the top of the file); NaN for a NaN logit.
 __device__ __forceinline__ float ts_split_bias_y(float x, float ybias, float scale) {
   return __fmaf_rn(ts_sigmoid_prefilter(x), scale, ybias);
 }
 
-// The key of a fixed-point value y with field `field` (511 - expert, or 511 - vector for a
-// vector's key): a NaN y is clamped to 2^23, q = 0.
+// The key (q << 9) | field of a fixed-point value y, field = 511 - expert (or 511 - vector for a
+// vector's key): y's bits times -512 keep -(m << 9) (the exponent's bits shift out), and adding
+// field - 512 gives ((2^23 - 1 - m) << 9) + field. The canonical NaN 0x7fffffff gives q = 0
+// (-(0x7fffff << 9) - 512 = 0 mod 2^32).
 __device__ __forceinline__ uint32_t ts_split_bias_key_of_y(float y, uint32_t field) {
-  return (ts_float_bits(fmaxf(y, 8388608.0f)) << 9) | field;
+  return ts_float_bits(y) * 0xfffffe00u + (field - 512u);
 }
 
 // The fixed-point values of row vector vec's eight logits (its four words).
@@ -116,21 +139,18 @@ __device__ __forceinline__ void ts_split_bias_vector_ys(uint32_t w0, uint32_t w1
   for (int i = 0; i < 8; ++i) y[i] = ts_split_bias_y(ts_split_bias_logit<Dtype>(words[i >> 1], i & 1), yb[i], scale);
 }
 
-// The cheap keys of row vector vec (its four words), 0 for a vector past the row (below NaN's
-// q = 0 keys). Expert e = 8 * vec + i has field 511 - e = vec_field ^ i, vec_field = 511 - 8 *
-// vec (511 - X == 511 ^ X for X < 512; the split kernel's callers fold the lane's bits and the
-// vector's, which never overlap, at compile time).
+// The cheap keys of row vector vec (its four words); past the row q = 0 (a NaN b * scale - C),
+// ranked below every expert of the row (a larger index). Expert e = 8 * vec + i has field 511 - e
+// = vec_field ^ i, vec_field = 511 - 8 * vec (511 - X == 511 ^ X for X < 512; the split kernel's
+// callers fold the lane's bits and the vector's, which never overlap, at compile time).
 template <int Dtype>
 __device__ __forceinline__ void ts_split_bias_vector_keys(uint32_t w0, uint32_t w1, uint32_t w2, uint32_t w3, int vec,
-                                                          int experts, const float* bias_fixed, float scale,
-                                                          uint32_t vec_field, uint32_t (&keys)[8]) {
-  const bool inside = vec * 8 < experts;
+                                                          const float* bias_fixed, float scale, uint32_t vec_field,
+                                                          uint32_t (&keys)[8]) {
   float y[8];
   ts_split_bias_vector_ys<Dtype>(w0, w1, w2, w3, vec, bias_fixed, scale, y);
 #pragma unroll
-  for (int i = 0; i < 8; ++i) {
-    keys[i] = inside ? ts_split_bias_key_of_y(y[i], vec_field ^ static_cast<uint32_t>(i)) : 0u;
-  }
+  for (int i = 0; i < 8; ++i) keys[i] = ts_split_bias_key_of_y(y[i], vec_field ^ static_cast<uint32_t>(i));
 }
 
 // Pass 1 of the vector selection (Select): the key of row vector vec's best cheap value, (q of
@@ -158,6 +178,13 @@ __device__ __forceinline__ void ts_split_bias_exact(const uint16_t* row, uint32_
   const float score = ts_sigmoid_branchless(x);
   key = ts_key64(ts_ord32(ts_biased_value_of_score(score, bias[e])), e);
   weight = ts_weight_of_score(x, score);
+}
+
+// The exact weight of expert e's logit alone, for winners whose rank is already known.
+template <int Dtype>
+__device__ __forceinline__ float ts_split_bias_weight(const uint16_t* row, uint32_t e) {
+  const float x = ts_split_bias_logit<Dtype>(row[e], 0);
+  return ts_weight_of_score(x, ts_sigmoid_branchless(x));
 }
 
 // The exact best 8 of a lane's slice (64-bit keys of every logit, one 16-byte vector at a time
@@ -239,7 +266,7 @@ __device__ __forceinline__ uint32_t ts_split_bias_band_size(const uint16_t* row,
         ts_split_bias_vector_ys<Dtype>(v.x, v.y, v.z, v.w, vec, bias_fixed, scale, y);
 #pragma unroll
         for (int i = 0; i < 8; ++i) {
-          if ((ts_float_bits(fmaxf(y[i], 8388608.0f)) & 0x7fffffu) >= floor_q)  // q, as in the key
+          if ((ts_split_bias_key_of_y(y[i], 0u) >> 9) >= floor_q)  // q, as in the key
             ts_split_bias_band_append(count, band, static_cast<uint32_t>(vec * 8 + i));
         }
       }
@@ -292,7 +319,7 @@ __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_s
   constexpr int kGroups = kSplitBlock / W;
   constexpr int kSortKeys = V / 8 <= 4 ? 4 : 8;  // Select: a lane's vector keys (its best 8 above 8), padded
   __shared__ float bias_exact[W * V];            // b, 0 past E
-  __shared__ float bias_fixed[W * V];            // b * scale + M
+  __shared__ float bias_fixed[W * V];            // b * scale - C, NaN past E
   __shared__ uint64_t rank_key[kGroups * 8];          // per group: the winners' exact keys
   __shared__ float rank_weight[kGroups * 8];          // per group: weights by exact rank
   __shared__ uint32_t largest_abs_bits, non_finite;
@@ -322,12 +349,10 @@ __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_s
     if (bad != 0u) atomicOr(&non_finite, 1u);
   }
   __syncthreads();
-  // |b| + 1 < 2^ex (ex = the exponent of |b| + 1 rounded up, plus one; 1..129), scale = 2^(21 - ex).
-  const int ex = static_cast<int>(ts_float_bits(__fadd_ru(ts_bits_float(largest_abs_bits), 1.0f)) >> 23) - 126;
-  const float scale = ts_bits_float(static_cast<uint32_t>(21 - ex + 127) << 23);
+  const float scale = ts_split_bias_scale(ts_bits_float(largest_abs_bits));
   const bool exact_only = non_finite != 0u;  // uniform
   for (int e = static_cast<int>(threadIdx.x); e < W * V; e += static_cast<int>(blockDim.x))
-    bias_fixed[e] = __fmaf_rn(bias_exact[e], scale, 12582912.0f);
+    bias_fixed[e] = e < a.experts ? ts_split_bias_fixed(bias_exact[e], scale) : ts_bits_float(0x7fffffffu);
   // Keys closer than D in q may be misordered by the cheap values (top of the file).
   const uint32_t gap = static_cast<uint32_t>(2.0f * __fmaf_ru(kTsPrefilterSigmoidBound, scale, 1.125f)) + 1u;
   __syncthreads();
@@ -383,7 +408,7 @@ __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_s
         const int vec = 511 - static_cast<int>(chosen[i] & 511u);
         const uint4 v = *reinterpret_cast<const uint4*>(row + vec * 8);
         uint32_t vkeys[8];
-        ts_split_bias_vector_keys<Dtype>(v.x, v.y, v.z, v.w, vec, a.experts, bias_fixed, scale,
+        ts_split_bias_vector_keys<Dtype>(v.x, v.y, v.z, v.w, vec, bias_fixed, scale,
                                          511u - 8u * static_cast<uint32_t>(vec), vkeys);
 #pragma unroll
         for (int j = 0; j < 8; ++j) keys[8 * i + j] = vkeys[j];
@@ -393,8 +418,8 @@ __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_s
       for (int c = 0; c < V / 8; ++c) {
         uint32_t vkeys[8];
         ts_split_bias_vector_keys<Dtype>(words[4 * c], words[4 * c + 1], words[4 * c + 2], words[4 * c + 3],
-                                         c * W + lane, a.experts, bias_fixed, scale,
-                                         lane_field ^ static_cast<uint32_t>(8 * c * W), vkeys);
+                                         c * W + lane, bias_fixed, scale, lane_field ^ static_cast<uint32_t>(8 * c * W),
+                                         vkeys);
 #pragma unroll
         for (int i = 0; i < 8; ++i) keys[8 * c + i] = vkeys[i];
       }
@@ -441,18 +466,38 @@ __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_s
       if (!own_complete) ts_split_bias_band_incomplete(band_n);
     }
 
-    // Lane l's ranks l * kRanks + i: exact key and weight.
+    // The cheap best k in cheap order are in exact order too where every two neighbours are D
+    // apart in q (top of the file), so their ranks need no exact keys: neighbours D apart have
+    // keys at least D * 512 + 511 apart. Keys tied in q (NaN winners, saturated scores with equal
+    // biases) or closer than D are ranked by counting exact keys, in the warps that have any.
+    const uint32_t order_gap = (gap << 9) + 511u;
+    bool cheap_ordered = true;
+#pragma unroll
+    for (int r = 0; r < 7; ++r) cheap_ordered = cheap_ordered && (r + 1 >= k || top[r] - top[r + 1] >= order_gap);
+    const bool counted = __any_sync(0xffffffffu, live && !cheap_ordered);
+
+    // Lane l's ranks l * kRanks + i: the expert, its weight and (counted) its exact key; mine is
+    // nonzero exactly where the rank is filled.
     uint64_t mine[kRanks];
     float w[kRanks];
-    // The cheap best k (the exact best k as a set where the check holds), with exact keys and
-    // weights.
+    uint32_t expert[kRanks];
+    // The cheap best k (the exact best k as a set where the check holds), with weights and, where
+    // counted, exact keys.
 #pragma unroll
     for (int i = 0; i < kRanks; ++i) {
       const int r = lane * kRanks + i;
       const uint32_t pick = ts_split_pick<kRanks>(top, lane, i);
+      expert[i] = 511u - (pick & 511u);
       mine[i] = 0;
       w[i] = 0.0f;
-      if (live && r < k) ts_split_bias_exact<Dtype>(row, 511u - (pick & 511u), bias_exact, mine[i], w[i]);
+      if (live && r < k) {
+        if (counted) {
+          ts_split_bias_exact<Dtype>(row, expert[i], bias_exact, mine[i], w[i]);
+        } else {
+          mine[i] = 1;
+          w[i] = ts_split_bias_weight<Dtype>(row, expert[i]);
+        }
+      }
     }
     if (!fast) {  // uniform across the warp
       uint32_t band_size = 0;
@@ -466,6 +511,9 @@ __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_s
           ts_split_bias_band_winners<Dtype, W>(row, lane, k, band_size, band_expert + band_at, bias_exact,
                                                band_key + band_at, band_weight + band_at, my_keys, my_weights,
                                                group_mask, mine, w);
+#pragma unroll
+        for (int i = 0; i < kRanks; ++i)
+          if (in_band) expert[i] = ts_key_index(static_cast<uint32_t>(mine[i]));
       } else {
         uint64_t best[8];
         ts_split_bias_exact_best8<Dtype, W, V>(group, row, lane, a.experts, bias_exact, best);
@@ -476,24 +524,34 @@ __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_s
           const float x = ts_split_bias_logit<Dtype>(row[ts_key_index(static_cast<uint32_t>(pick))], 0);
           mine[i] = live && r < k ? pick : 0;
           w[i] = live && r < k ? ts_weight_of_logit(x) : 0.0f;
+          expert[i] = ts_key_index(static_cast<uint32_t>(pick));
         }
       }
     }
 
-    // Exact ranks by counting (keys are distinct; empty slots are 0 and rank last), weights by
-    // rank, the rank-order sum (every backend's additions in the same order), the outputs.
-#pragma unroll
-    for (int i = 0; i < kRanks; ++i) my_keys[lane * kRanks + i] = mine[i];
-    __syncwarp();
+    // Ranks: lane l's are l * kRanks + i (the cheap order where it is exact; the band's and the
+    // exact recomputation's winners come in exact order), or where counted, the number of larger
+    // exact keys (keys are distinct; empty slots are 0 and rank last). Then weights by rank, the
+    // rank-order sum (every backend's additions in the same order), the outputs.
     int rank[kRanks];
+    if (counted) {  // uniform across the warp
 #pragma unroll
-    for (int i = 0; i < kRanks; ++i) {
-      int larger = 0;
+      for (int i = 0; i < kRanks; ++i) my_keys[lane * kRanks + i] = mine[i];
+      __syncwarp();
 #pragma unroll
-      for (int m = 0; m < 8; ++m) larger += my_keys[m] > mine[i] ? 1 : 0;
-      rank[i] = larger;
-      if (mine[i] != 0u) my_weights[larger] = w[i];
+      for (int i = 0; i < kRanks; ++i) {
+        int larger = 0;
+#pragma unroll
+        for (int m = 0; m < 8; ++m) larger += my_keys[m] > mine[i] ? 1 : 0;
+        rank[i] = larger;
+      }
+    } else {
+#pragma unroll
+      for (int i = 0; i < kRanks; ++i) rank[i] = lane * kRanks + i;
     }
+#pragma unroll
+    for (int i = 0; i < kRanks; ++i)
+      if (mine[i] != 0u) my_weights[rank[i]] = w[i];
     __syncwarp();
     float sum = 0.0f;
     if (a.renormalize && live) {  // uniform within the group
@@ -505,7 +563,7 @@ __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_s
       if (live && mine[i] != 0u) {
         const int64_t o = token * k + rank[i];
         a.weights[o] = ts_final_weight(w[i], sum, a.renormalize != 0, a.scale);
-        a.indices[o] = static_cast<int32_t>(ts_key_index(static_cast<uint32_t>(mine[i])));
+        a.indices[o] = static_cast<int32_t>(expert[i]);
       }
     }
     if (in_band && lane == 0) band_count[group_in_block] = 0;

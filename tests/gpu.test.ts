@@ -522,6 +522,19 @@ gpuDescribe("GPU backends are byte-identical to the host backend", () => {
     120_000,
   );
 
+  test("the split bias kernel's cheap keys: q = 0 for every NaN, the same order and gaps as the clamped form, every bf16 / fp16 logit", () => {
+    type Counts = { failures: number };
+    const { report, exitCode } = runExhaustiveCheck<{ logits: number; biases: number; bf16: Counts; f16: Counts }>(
+      "split_bias_key_check",
+      ["--fmad=false"],
+    );
+    expect(report.logits).toBe(2 ** 16);
+    expect(report.biases).toBeGreaterThan(0);
+    expect(report.bf16).toEqual({ failures: 0 });
+    expect(report.f16).toEqual({ failures: 0 });
+    expect(exitCode).toBe(0);
+  }, 120_000);
+
   test("ck beyond the register path: E in {2048, 4096, 16384}, every k and dtype", () => {
     let i = 0;
     for (const experts of ckOnlyExperts) {
