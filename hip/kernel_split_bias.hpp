@@ -158,13 +158,19 @@ __device__ __forceinline__ void ts_split_bias_vector_keys(uint32_t w0, uint32_t 
 // only where all eight are. As in the vector select kernel (kernel_vector_select.hpp), the best 8
 // of these keys hold the row's best 8 cheap keys: a key in any other vector u is beaten by each
 // chosen vector v's best (a larger q, or the same q at a lower index, v < u), 8 distinct keys.
-template <int Dtype>
+// With ClampOnSm80, sm_80 builds first turn a NaN maximum into -(2^24 - 1), whose key is the
+// NaN's (q = 0): without it ptxas (CUDA 13.0) spilled 4 bytes in the shapes of 64 and 96 logits a
+// lane, with it 8 in the shape of 128, so only the first two ask for it.
+template <int Dtype, bool ClampOnSm80>
 __device__ __forceinline__ uint32_t ts_split_bias_vector_best_key(uint32_t w0, uint32_t w1, uint32_t w2, uint32_t w3,
                                                                   int vec, int experts, const float* bias_fixed,
                                                                   float scale) {
   float y[8];
   ts_split_bias_vector_ys<Dtype>(w0, w1, w2, w3, vec, bias_fixed, scale, y);
-  const float best = fmaxf(fmaxf(fmaxf(y[0], y[1]), fmaxf(y[2], y[3])), fmaxf(fmaxf(y[4], y[5]), fmaxf(y[6], y[7])));
+  float best = fmaxf(fmaxf(fmaxf(y[0], y[1]), fmaxf(y[2], y[3])), fmaxf(fmaxf(y[4], y[5]), fmaxf(y[6], y[7])));
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
+  if constexpr (ClampOnSm80) best = fmaxf(best, -16777215.0f);
+#endif
   return vec * 8 < experts ? ts_split_bias_key_of_y(best, 511u - static_cast<uint32_t>(vec)) : 0u;
 }
 
@@ -390,7 +396,7 @@ __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_s
       uint32_t all[V / 8 <= kSortKeys ? kSortKeys : 16];
 #pragma unroll
       for (int c = 0; c < V / 8; ++c)
-        all[c] = ts_split_bias_vector_best_key<Dtype>(words[4 * c], words[4 * c + 1], words[4 * c + 2],
+        all[c] = ts_split_bias_vector_best_key<Dtype, (V < 128)>(words[4 * c], words[4 * c + 1], words[4 * c + 2],
                                                       words[4 * c + 3], c * W + lane, a.experts, bias_fixed, scale);
       uint32_t vector_keys[kSortKeys];
       ts_keep_vector_keys<V / 8, kSortKeys>(all, vector_keys);

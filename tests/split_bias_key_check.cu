@@ -4,7 +4,8 @@
 // and fp16 it checks, on the GPU it runs on, every one of the 2^16 logits against biases at the
 // edges of the fixed point's range (the largest |b| from 0 to 1e30, b from -largest to +largest):
 //   - a NaN logit gives q = 0 (the key is its field), also as the maximum of two NaN values (a
-//     vector's best key, through fmaxf) and with a NaN bias term (the experts past the row);
+//     vector's best key, through fmaxf), with a NaN bias term (the experts past the row) and as
+//     sm_80's clamp value -(2^24 - 1);
 //   - every other logit gives q in [2^20, 5 * 2^20] and exactly the key of the form before
 //     (fixed point y + 1.5 * 2^23 in [2^23, 2^24), a NaN clamped to 2^23, key = y's low 23 bits
 //     << 9 | field) less (2^20 + 1) << 9: the same order, the same gaps, so the kernel's check and
@@ -57,6 +58,8 @@ __global__ void keys_kernel(unsigned long long* bad) {
       const uint32_t best = ts_split_bias_key_of_y(fmaxf(y, y_nan), field);
       if (best != key) ++count;
     }
+    // sm_80's clamp of a vector's NaN maximum (ts_split_bias_vector_best_key): the NaN's key.
+    if (ts_split_bias_key_of_y(-16777215.0f, field) != field) ++count;
     // Past the row: the bias term is a NaN.
     if (ts_split_bias_key_of_y(ts_split_bias_y(x, ts_bits_float(0x7fffffffu), scale), field) != field) ++count;
   }
