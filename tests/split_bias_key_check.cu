@@ -14,6 +14,7 @@
 //   nvcc -O3 -std=c++17 -arch=sm_90 -I hip tests/split_bias_key_check.cu -o /tmp/sbkc && /tmp/sbkc
 #include <cstdio>
 
+#include "dtype_checks_main.cuh"
 #include "kernel_split_bias.hpp"
 
 constexpr int kLargest = 7;
@@ -76,14 +77,11 @@ unsigned long long check(const char* name, unsigned long long* bad) {
   return failures;
 }
 
+static_assert(kLargest * kFractions == 49, "the biases' count in the JSON line");
+
 int main() {
-  unsigned long long* bad;
-  if (cudaMallocManaged(&bad, sizeof *bad) != cudaSuccess) {
-    printf("{\"error\": \"no CUDA device\"}\n");
-    return 2;
-  }
-  printf("{\"logits\": 65536, \"biases\": %d, ", kLargest * kFractions);
-  const unsigned long long f = check<TS_DTYPE_BF16>("bf16", bad) + check<TS_DTYPE_F16>("f16", bad);
-  printf(", \"total_failures\": %llu}\n", f);
-  return f == 0 ? 0 : 1;
+  return ts_dtype_checks_main("\"logits\": 65536, \"biases\": 49",
+                              [](auto dtype, const char* name, unsigned long long* bad) {
+                                return check<decltype(dtype)::value>(name, bad);
+                              });
 }

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <vector>
 
+#include "dtype_checks_main.cuh"
 #include "kernel_split.hpp"
 
 template <int Dtype>
@@ -68,13 +69,7 @@ unsigned long long check(const char* name, unsigned long long* bad) {
 }
 
 int main() {
-  unsigned long long* bad;
-  if (cudaMallocManaged(&bad, sizeof *bad) != cudaSuccess) {
-    printf("{\"error\": \"no CUDA device\"}\n");
-    return 2;
-  }
-  printf("{\"words\": 4294967296, ");
-  const unsigned long long f = check<TS_DTYPE_BF16>("bf16", bad) + check<TS_DTYPE_F16>("f16", bad);
-  printf(", \"total_failures\": %llu}\n", f);
-  return f == 0 ? 0 : 1;
+  return ts_dtype_checks_main("\"words\": 4294967296", [](auto dtype, const char* name, unsigned long long* bad) {
+    return check<decltype(dtype)::value>(name, bad);
+  });
 }
