@@ -186,13 +186,6 @@ __device__ __forceinline__ void ts_split_bias_exact(const uint16_t* row, uint32_
   weight = ts_weight_of_score(x, score);
 }
 
-// The exact weight of expert e's logit alone, for winners whose rank is already known.
-template <int Dtype>
-__device__ __forceinline__ float ts_split_bias_weight(const uint16_t* row, uint32_t e) {
-  const float x = ts_split_bias_logit<Dtype>(row[e], 0);
-  return ts_weight_of_score(x, ts_sigmoid_branchless(x));
-}
-
 // The exact best 8 of a lane's slice (64-bit keys of every logit, one 16-byte vector at a time
 // so that only 16 keys are live), merged over the group: the path of warps in which a token's
 // band outgrows its list or the bias is not finite (rare since the bands, BENCHMARKS.md 34). The
@@ -501,7 +494,7 @@ __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_s
           ts_split_bias_exact<Dtype>(row, expert[i], bias_exact, mine[i], w[i]);
         } else {
           mine[i] = 1;
-          w[i] = ts_split_bias_weight<Dtype>(row, expert[i]);
+          w[i] = ts_weight_of_logit_branchless(ts_split_bias_logit<Dtype>(row[expert[i]], 0));
         }
       }
     }
