@@ -477,7 +477,9 @@ void launch_split_shape(const ts_kernel_args& k, const ts_launch_stream& stream,
   args.l2_hint = l2_hint(stream, grid, resident);
   const bool hint = args.l2_hint != 0;
   void (*kernel)(ts_kernel_args) = nullptr;
-  if constexpr (HasBias) kernel = ts_split_bias_kernel<Policy, Dtype, W, V, Select>;
+  if constexpr (HasBias)  // k = 8 has a kernel of its own (kernel_split_bias.hpp, FixedK)
+    kernel = k.k == 8 ? ts_split_bias_kernel<Policy, Dtype, W, V, Select, 8>
+                      : ts_split_bias_kernel<Policy, Dtype, W, V, Select, 0>;
   else if constexpr (Select) kernel = hint ? ts_vector_select_kernel<Policy, Dtype, W, V, true>
                                            : ts_vector_select_kernel<Policy, Dtype, W, V, false>;
   else kernel = hint ? ts_split_kernel<Policy, Dtype, W, V, true> : ts_split_kernel<Policy, Dtype, W, V, false>;

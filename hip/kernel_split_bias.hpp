@@ -160,7 +160,8 @@ __device__ __forceinline__ void ts_split_bias_vector_keys(uint32_t w0, uint32_t 
 // chosen vector v's best (a larger q, or the same q at a lower index, v < u), 8 distinct keys.
 // With ClampOnSm80, sm_80 builds first turn a NaN maximum into -(2^24 - 1), whose key is the
 // NaN's (q = 0): without it ptxas (CUDA 13.0) spilled 4 bytes in the shapes of 64 and 96 logits a
-// lane, with it 8 in the shape of 128, so only the first two ask for it.
+// lane, with it 8 in the shape of 128; since the k = 8 kernel (BENCHMARKS.md 45) the shape of 96
+// spills 20 bytes with it and none without, so only the shape of 64 asks for it.
 template <int Dtype, bool ClampOnSm80>
 __device__ __forceinline__ uint32_t ts_split_bias_vector_best_key(uint32_t w0, uint32_t w1, uint32_t w2, uint32_t w3,
                                                                   int vec, int experts, const float* bias_fixed,
@@ -307,7 +308,12 @@ __device__ __forceinline__ void ts_split_bias_band_winners(const uint16_t* row, 
   __syncwarp(group_mask);  // the epilogue rewrites the slots
 }
 
-template <class Policy, int Dtype, int W, int V, bool Select>
+// FixedK > 0: a kernel for launches with k = FixedK, whose tests of k (the k-th key, the order
+// check, which ranks are filled, the rank-order sum) fold away; the launch takes it for k = 8, the
+// common router setting (H100, the benchmark's bandwidth section, T=65536 bf16 k=8 with bias,
+// together with this file's branch-free check and setup loops: E128 15.4-15.7 -> 14.5-14.7 us,
+// E256-512 1.5-3% faster; BENCHMARKS.md 45). Every other k takes FixedK = 0.
+template <class Policy, int Dtype, int W, int V, bool Select, int FixedK>
 __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_sm<Select, V>())
     ts_split_bias_kernel(const ts_kernel_args a) {
   ts_await_prior_grid(a.early_dependents);
@@ -335,9 +341,15 @@ __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_s
   }
   if (threadIdx.x < kGroups) band_count[threadIdx.x] = 0;
   __syncthreads();
+  // Both loops over the bias run a fixed count (blocks have 64 threads or more) instead of a
+  // stride loop, whose trip count cost an integer division each.
+  constexpr int kBiasSteps = (W * V + 63) / 64;
   {
     uint32_t largest = 0, bad = 0;
-    for (int e = static_cast<int>(threadIdx.x); e < W * V; e += static_cast<int>(blockDim.x)) {
+#pragma unroll
+    for (int j = 0; j < kBiasSteps; ++j) {
+      const int e = static_cast<int>(threadIdx.x) + j * static_cast<int>(blockDim.x);
+      if (e >= W * V) break;
       const float b = e < a.experts ? a.bias[e] : 0.0f;
       bias_exact[e] = b;
       const uint32_t abs_bits = ts_float_bits(b) & 0x7fffffffu;
@@ -350,8 +362,10 @@ __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_s
   __syncthreads();
   const float scale = ts_split_bias_scale(ts_bits_float(largest_abs_bits));
   const bool exact_only = non_finite != 0u;  // uniform
-  for (int e = static_cast<int>(threadIdx.x); e < W * V; e += static_cast<int>(blockDim.x))
-    bias_fixed[e] = e < a.experts ? ts_split_bias_fixed(bias_exact[e], scale) : ts_bits_float(0x7fffffffu);
+#pragma unroll
+  for (int j = 0; j < kBiasSteps; ++j)
+    if (const int e = static_cast<int>(threadIdx.x) + j * static_cast<int>(blockDim.x); e < W * V)
+      bias_fixed[e] = e < a.experts ? ts_split_bias_fixed(bias_exact[e], scale) : ts_bits_float(0x7fffffffu);
   // Keys closer than D in q may be misordered by the cheap values (top of the file).
   const uint32_t gap = static_cast<uint32_t>(2.0f * __fmaf_ru(kTsPrefilterSigmoidBound, scale, 1.125f)) + 1u;
   __syncthreads();
@@ -359,7 +373,7 @@ __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_s
   const int lane = static_cast<int>(threadIdx.x) & (W - 1);
   const int group_in_block = static_cast<int>(threadIdx.x) / W;
   const typename Policy::template Group<W> group(static_cast<int>(threadIdx.x % TS_WAVE));
-  const int k = a.k;
+  const int k = FixedK > 0 ? FixedK : a.k;  // uniform; FixedK: the launch's k at compile time
   const int64_t stride = static_cast<int64_t>(gridDim.x) * (static_cast<int>(blockDim.x) / W);
   const uint16_t* const logits = static_cast<const uint16_t*>(a.logits);
   const uint32_t lane_field = 511u ^ (8u * static_cast<uint32_t>(lane));
@@ -389,7 +403,7 @@ __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_s
       uint32_t all[V / 8 <= kSortKeys ? kSortKeys : 16];
 #pragma unroll
       for (int c = 0; c < V / 8; ++c)
-        all[c] = ts_split_bias_vector_best_key<Dtype, (V < 128)>(words[4 * c], words[4 * c + 1], words[4 * c + 2],
+        all[c] = ts_split_bias_vector_best_key<Dtype, (V == 64)>(words[4 * c], words[4 * c + 1], words[4 * c + 2],
                                                       words[4 * c + 3], c * W + lane, a.experts, bias_fixed, scale);
       uint32_t vector_keys[kSortKeys];
       ts_keep_vector_keys<V / 8, kSortKeys>(all, vector_keys);
@@ -444,9 +458,12 @@ __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_s
     const uint32_t floor_q = q_k > gap ? q_k - gap + 1u : 1u;
     // With Select, no vector outside the chosen 8 may reach that floor either (its best key is
     // its largest).
-    uint32_t own_in_band = 0;
+    // (Added as a tree: the chain of eight conditional increments was a dependent chain of 16.)
+    uint32_t at_floor[8];
 #pragma unroll
-    for (int j = 0; j < 8; ++j) own_in_band += (own[j] >> 9) >= floor_q ? 1u : 0u;
+    for (int j = 0; j < 8; ++j) at_floor[j] = (own[j] >> 9) >= floor_q ? 1u : 0u;
+    const uint32_t own_in_band = ((at_floor[0] + at_floor[1]) + (at_floor[2] + at_floor[3])) +
+                                 ((at_floor[4] + at_floor[5]) + (at_floor[6] + at_floor[7]));
     const bool own_complete = kKeys == 8 || own_in_band < 8u;
     const bool outside = Select && (unchosen >> 9) >= floor_q;
     const uint32_t total = group.sum(own_complete && !outside ? own_in_band : 255u);
@@ -470,9 +487,10 @@ __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_s
     // keys at least D * 512 + 511 apart. Keys tied in q (NaN winners, saturated scores with equal
     // biases) or closer than D are ranked by counting exact keys, in the warps that have any.
     const uint32_t order_gap = (gap << 9) + 511u;
+    // (Non-short-circuit & and |: with && and || ptxas branched after each pair.)
     bool cheap_ordered = true;
 #pragma unroll
-    for (int r = 0; r < 7; ++r) cheap_ordered = cheap_ordered && (r + 1 >= k || top[r] - top[r + 1] >= order_gap);
+    for (int r = 0; r < 7; ++r) cheap_ordered = cheap_ordered & ((r + 1 >= k) | (top[r] - top[r + 1] >= order_gap));
     const bool counted = __any_sync(0xffffffffu, live && !cheap_ordered);
 
     // Lane l's ranks l * kRanks + i: the expert, its weight and (counted) its exact key; mine is
