@@ -464,7 +464,8 @@ template <class Policy, int Dtype, bool HasBias, int W, int V, bool Select = fal
 void launch_split_shape(const ts_kernel_args& k, const ts_launch_stream& stream, int sms) {
   // Smaller blocks while the batch would leave SMs without two blocks.
   int threads = kSplitBlock;
-  while (threads > 64 && static_cast<int64_t>(grid_for(k.tokens, threads / W)) < 2LL * sms) threads /= 2;
+  while (threads > kSplitMinBlock && static_cast<int64_t>(grid_for(k.tokens, threads / W)) < 2LL * sms)
+    threads /= 2;
   const unsigned blocks = grid_for(k.tokens, threads / W);
   const int blocks_per_sm = HasBias  ? kSplitBiasBlocksPerSm
                             : Select ? ts_vector_select_blocks_per_sm<W, V>()

@@ -23,6 +23,10 @@
 #include "kernel_warp.hpp"
 
 constexpr int kSplitBlock = 256;
+// The smallest block the split family launches (launch_split_shape halves kSplitBlock down to it
+// for batches that would leave SMs without two blocks); the split bias kernel's setup loops rely
+// on it.
+constexpr int kSplitMinBlock = 64;
 
 // Lanes per token and logits per lane for E experts, or {0, 0} where the split kernel does not
 // pay: E <= 64 (narrow groups of the warp kernel already split the row there) and E > 256. At

@@ -341,9 +341,9 @@ __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_s
   }
   if (threadIdx.x < kGroups) band_count[threadIdx.x] = 0;
   __syncthreads();
-  // Both loops over the bias run a fixed count (blocks have 64 threads or more) instead of a
-  // stride loop, whose trip count cost an integer division each.
-  constexpr int kBiasSteps = (W * V + 63) / 64;
+  // Both loops over the bias run a fixed count (blocks have kSplitMinBlock threads or more)
+  // instead of a stride loop, whose trip count cost an integer division each.
+  constexpr int kBiasSteps = (W * V + kSplitMinBlock - 1) / kSplitMinBlock;
   {
     uint32_t largest = 0, bad = 0;
 #pragma unroll
@@ -456,15 +456,16 @@ __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_s
     }
     const uint32_t q_k = kth >> 9;
     const uint32_t floor_q = q_k > gap ? q_k - gap + 1u : 1u;
-    // With Select, no vector outside the chosen 8 may reach that floor either (its best key is
-    // its largest).
-    // (Added as a tree: the chain of eight conditional increments was a dependent chain of 16.)
+    // The lane's keys at or above the floor, added as a tree (eight conditional increments were
+    // a dependent chain of 16 instructions).
     uint32_t at_floor[8];
 #pragma unroll
     for (int j = 0; j < 8; ++j) at_floor[j] = (own[j] >> 9) >= floor_q ? 1u : 0u;
     const uint32_t own_in_band = ((at_floor[0] + at_floor[1]) + (at_floor[2] + at_floor[3])) +
                                  ((at_floor[4] + at_floor[5]) + (at_floor[6] + at_floor[7]));
     const bool own_complete = kKeys == 8 || own_in_band < 8u;
+    // With Select, no vector outside the chosen 8 may reach that floor either (its best key is
+    // its largest).
     const bool outside = Select && (unchosen >> 9) >= floor_q;
     const uint32_t total = group.sum(own_complete && !outside ? own_in_band : 255u);
     const bool exact_set = q_k == 0u || total == static_cast<uint32_t>(k);
