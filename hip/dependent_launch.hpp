@@ -38,13 +38,25 @@ __device__ __forceinline__ void ts_await_prior_grid(int early_dependents) {
 // the row writes into the same L2 lines). What it buys: a kernel started early behind a running
 // one (a small grid: ts_kernel_args::l2_hint) finds its rows in the L2 instead of waiting for HBM
 // after the wait.
+// With Load, each sector is asked for by a load instead, a volatile one (a relaxed system-scope
+// read: never served from or kept in the SM's L1, not removed by the compiler) whose value no
+// instruction reads, so it is as safe as the hint: racing a grid that still writes the row is
+// not a data race, and nothing it returns is used. Unlike a hint, the L2 does not drop it: with
+// the benchmark's 256 copies of E256 T=256 (32 MiB of rows, near the H100's 50 MB L2) hinted rows
+// arrived late (1.63 us per call against 1.47 with all copies in the L2 or all in HBM, and 1.47
+// with loads; H100, graph replay, bf16 k=8, BENCHMARKS.md 46), which is most likely hints the
+// L2 let go (not measured directly). The warp kernel's Small form asks this way (no register
+// bound there: in kernels held to 32-64 registers the loads spilled).
+template <bool Load = false>
 __device__ __forceinline__ void ts_prefetch_row_l2(const void* row, int64_t bytes, int lane, int lanes) {
 #if defined(TS_PLATFORM_CUDA) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   const uintptr_t begin = reinterpret_cast<uintptr_t>(row);
   const uintptr_t end = begin + static_cast<uintptr_t>(bytes);
   for (uintptr_t at = (begin & ~static_cast<uintptr_t>(31)) + 32u * static_cast<unsigned>(lane); at < end;
-       at += 32u * static_cast<unsigned>(lanes))
-    asm volatile("prefetch.global.L2 [%0];" ::"l"(at));
+       at += 32u * static_cast<unsigned>(lanes)) {
+    if constexpr (Load) asm volatile("{ .reg .b32 t; ld.volatile.global.b32 t, [%0]; }" ::"l"(at));
+    else asm volatile("prefetch.global.L2 [%0];" ::"l"(at));
+  }
 #else
   (void)row, (void)bytes, (void)lane, (void)lanes;
 #endif

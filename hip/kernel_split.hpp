@@ -62,38 +62,6 @@ __device__ __forceinline__ void ts_split_load(const uint16_t* row, int lane, int
   }
 }
 
-// The split kernel's orderable form of two 16-bit floats (element 2i in the low half): the same
-// order as ts_ord16x2 (NaN at the bottom, -0 equal to +0) in eight word operations instead of
-// about twelve. Negatives are negated instead of complemented, which puts -0 on +0's value with no
-// test of its own, and NaNs are found with one add that cannot carry between the halves. A
-// negative's value is one above ts_ord16x2's, so keys are read back with ts_split_value_of.
-// tests/split_keys_check.cu checks both against ts_ord16 / ts_keys16 on every input.
-template <int Dtype>
-__device__ __forceinline__ uint32_t ts_split_ord16x2(uint32_t x) {
-  constexpr uint32_t kInf = ts_keys16<Dtype>::kInfBits;
-  const uint32_t neg = ts_sign_halves(x);  // 0xffff per negative half
-  // Positive h: h | 0x8000. Negative h = 0x8000 | m: 0x8000 - m (m = 0 is -0: 0x8000, as +0).
-  const uint32_t ord = (x ^ (neg | 0x80008000u)) + (neg & 0x00010001u);
-  // |h| + (0x7fff - inf) reaches bit 15 exactly when |h| > inf (a NaN); at most 0x83fe per half.
-  const uint32_t nan = ts_sign_halves((x & 0x7fff7fffu) + (0x7fffu - kInf) * 0x00010001u);
-  return ord & ~nan;
-}
-
-// The 16-bit float behind the orderable half ord of a key built from ts_split_ord16x2 (ord > 0;
-// +0 for either zero).
-__host__ __device__ __forceinline__ uint16_t ts_split_half_of(uint32_t ord) {
-  return static_cast<uint16_t>(ord >= 0x8000u ? ord & 0x7fffu : (0x10000u - ord) & 0xffffu);
-}
-
-// The logit inside a key built from ts_split_ord16x2 (NaN for NaN, +0 for either zero), the
-// value ts_keys16::value_of gives for the same expert's exact key.
-template <int Dtype>
-__host__ __device__ __forceinline__ float ts_split_value_of(uint32_t key) {
-  const uint32_t ord = key >> 16;
-  if (ord == 0u) return ts_bits_float(0x7fc00000u);
-  return ts_input<Dtype>::to_float(ts_split_half_of(ord));
-}
-
 // The keys of a lane's slice (ts_split_load's layout), ranked as the exact keys are; with
 // Masked, vectors past the row get key 0.
 template <int Dtype, int W, int V, bool Masked, class Key>

@@ -15,6 +15,8 @@
 #include "gpu_compat.h"
 #include "keys.hpp"
 
+#include <type_traits>
+
 constexpr int kWarpBlock = 256;
 
 // The wavefront size of the device code being compiled (64 on gfx9, 32 on NVIDIA / RDNA).
@@ -48,14 +50,14 @@ struct ts_kernel_args {
 // device free, device_backend.hip): the L2 hint for the first row that this thread's group of
 // Lanes routes, numbered as every kernel's token loop starts (groups of Lanes threads, each
 // routing tokens_per_group tokens from its first); Raw elements, nothing past the batch.
-// Compiled out where !Enabled.
-template <class Raw, int Lanes, bool Enabled = true>
+// Compiled out where !Enabled; with Load, asked for by loads (ts_prefetch_row_l2).
+template <class Raw, int Lanes, bool Enabled = true, bool Load = false>
 __device__ __forceinline__ void ts_prefetch_first_row(const ts_kernel_args& a, int tokens_per_group = 1) {
   static_assert(Lanes > 0 && (Lanes & (Lanes - 1)) == 0, "a power of two of lanes per group");
   const int64_t token =
       (static_cast<int64_t>(blockIdx.x) * (blockDim.x / Lanes) + threadIdx.x / Lanes) * tokens_per_group;
   if (Enabled && a.l2_hint != 0 && token < a.tokens)
-    ts_prefetch_row_l2(static_cast<const Raw*>(a.logits) + token * a.row_stride,
+    ts_prefetch_row_l2<Load>(static_cast<const Raw*>(a.logits) + token * a.row_stride,
                        static_cast<int64_t>(a.experts) * static_cast<int64_t>(sizeof(Raw)),
                        static_cast<int>(threadIdx.x) & (Lanes - 1), Lanes);
 }
@@ -201,6 +203,45 @@ __device__ __forceinline__ uint32_t ts_sign_halves(uint32_t x) {
   return ((x >> 15) & 0x00010001u) * 0xffffu;
 #endif
 }
+
+// The orderable form of two 16-bit floats (element 2i in the low half) of the split family's
+// kernels and the warp kernel's Small form: the same order as ts_ord16x2 (NaN at the bottom, -0 equal to +0) in eight word operations instead of
+// about twelve. Negatives are negated instead of complemented, which puts -0 on +0's value with no
+// test of its own, and NaNs are found with one add that cannot carry between the halves. A
+// negative's value is one above ts_ord16x2's, so keys are read back with ts_split_value_of.
+// tests/split_keys_check.cu checks both against ts_ord16 / ts_keys16 on every input.
+template <int Dtype>
+__device__ __forceinline__ uint32_t ts_split_ord16x2(uint32_t x) {
+  constexpr uint32_t kInf = ts_keys16<Dtype>::kInfBits;
+  const uint32_t neg = ts_sign_halves(x);  // 0xffff per negative half
+  // Positive h: h | 0x8000. Negative h = 0x8000 | m: 0x8000 - m (m = 0 is -0: 0x8000, as +0).
+  const uint32_t ord = (x ^ (neg | 0x80008000u)) + (neg & 0x00010001u);
+  // |h| + (0x7fff - inf) reaches bit 15 exactly when |h| > inf (a NaN); at most 0x83fe per half.
+  const uint32_t nan = ts_sign_halves((x & 0x7fff7fffu) + (0x7fffu - kInf) * 0x00010001u);
+  return ord & ~nan;
+}
+
+// The 16-bit float behind the orderable half ord of a key built from ts_split_ord16x2 (ord > 0;
+// +0 for either zero).
+__host__ __device__ __forceinline__ uint16_t ts_split_half_of(uint32_t ord) {
+  return static_cast<uint16_t>(ord >= 0x8000u ? ord & 0x7fffu : (0x10000u - ord) & 0xffffu);
+}
+
+// The logit inside a key built from ts_split_ord16x2 (NaN for NaN, +0 for either zero), the
+// value ts_keys16::value_of gives for the same expert's exact key.
+template <int Dtype>
+__host__ __device__ __forceinline__ float ts_split_value_of(uint32_t key) {
+  const uint32_t ord = key >> 16;
+  if (ord == 0u) return ts_bits_float(0x7fc00000u);
+  return ts_input<Dtype>::to_float(ts_split_half_of(ord));
+}
+
+// The Small form's keys of 16-bit logits (no bias): ranked as ts_keys16's, built by
+// ts_split_ord16x2 and read back by ts_split_value_of.
+template <int Dtype>
+struct ts_small_keys16 : ts_keys16<Dtype> {
+  __device__ static float value_of(uint32_t key) { return ts_split_value_of<Dtype>(key); }
+};
 
 // The orderable form of two 16-bit floats in two instructions: positives get the top bit set,
 // negatives are complemented, exactly as ts_ord16x2 does, except that NaNs are not sent to the
@@ -466,16 +507,24 @@ __host__ __device__ constexpr int ts_warp_min_blocks() {
 template <class Policy, int Dtype, int W, int V, bool HasBias, bool Small = false>
 __global__ void __launch_bounds__(kWarpBlock, (Small ? 1 : ts_warp_min_blocks<Dtype, W, V, HasBias>()))
     ts_warp_kernel(const ts_kernel_args a) {
-  // The group's first token, as the loop below numbers it. Not with a bias: there the hint cost
+  // The group's first token, as the loop below numbers it; the Small form asks by loads, which the
+  // L2 does not drop (ts_prefetch_row_l2). Not with a bias: there the hint cost
   // the fp16 32 x 12 kernel registers (ptxas spilled 20-24 bytes). Not for fp32 logits: the
   // hint's code, never run there, made the full grids slower (H200, T=65536 E256 k=8 48.3 ->
   // 52.8 us).
-  ts_prefetch_first_row<typename ts_input<Dtype>::Raw, W, !HasBias && Dtype != TS_DTYPE_F32>(
+  ts_prefetch_first_row<typename ts_input<Dtype>::Raw, W, !HasBias && Dtype != TS_DTYPE_F32, Small>(
       a, Small ? 1 : a.tokens_per_group);
   ts_await_prior_grid(a.early_dependents);
   using Raw = typename ts_input<Dtype>::Raw;
   using K = ts_keys<Dtype, HasBias>;
   using Key = typename K::Key;
+  constexpr bool kPairs = sizeof(Raw) == 2 && !HasBias;  // 16-bit keys built two at a time
+  // The Small form builds its 16-bit keys with the split family's eight-operation form
+  // (ts_split_ord16x2: the same order as ts_ord16x2's twelve), and KS reads them back. H100, graph
+  // replay, bf16, the benchmark's small-batch section, two rounds each: E512 k8 T=256 1.600 ->
+  // 1.587 us, T=16-64 0.014-0.015 less, every Small entry 0.005-0.017 less (BENCHMARKS.md 46).
+  constexpr bool kSplitOrds = Small && kPairs;
+  using KS = std::conditional_t<kSplitOrds, ts_small_keys16<Dtype>, K>;
   // Groups per block: kWarpBlock / W for the large batches (the shared layout below is sized
   // for kWarpBlock threads), fewer for small batches, whose launches spread over more SMs.
   const int groups_per_block = static_cast<int>(blockDim.x) / W;
@@ -483,7 +532,6 @@ __global__ void __launch_bounds__(kWarpBlock, (Small ? 1 : ts_warp_min_blocks<Dt
   // (16-bit logits, V = 4 or 12: the whole-warp shapes for E <= 128 and E <= 384).
   constexpr int kVectorBytes = (V * sizeof(Raw)) % 16 == 0 ? 16 : 8;
   constexpr int kPerVector = kVectorBytes / static_cast<int>(sizeof(Raw));
-  constexpr bool kPairs = sizeof(Raw) == 2 && !HasBias;  // 16-bit keys built two at a time
   // Small batches of whole-warp groups unroll the k = 8 rounds (ts_rounds; H200, graph
   // replay, bf16 k=8: E256-512 0.06 us faster at T = 1..256), except in the bias kernels held
   // to several blocks per SM, where the fp16 ones then spilled. Narrower groups merge by
@@ -733,7 +781,8 @@ __global__ void __launch_bounds__(kWarpBlock, (Small ? 1 : ts_warp_min_blocks<Dt
         if constexpr (kPairs) {
           uint32_t ords[V / 2];
 #pragma unroll
-          for (int i = 0; i < V / 2; ++i) ords[i] = ts_ord16x2(words[i], ts_keys16<Dtype>::kInfBits);
+          for (int i = 0; i < V / 2; ++i)
+            ords[i] = kSplitOrds ? ts_split_ord16x2<Dtype>(words[i]) : ts_ord16x2(words[i], ts_keys16<Dtype>::kInfBits);
           ts_lane_pair_keys<V>(ords, base, keys);
         } else {
           ts_exact_keys<Dtype, HasBias>(raw, keys, base, limit, a.bias);
@@ -747,25 +796,25 @@ __global__ void __launch_bounds__(kWarpBlock, (Small ? 1 : ts_warp_min_blocks<Dt
         if constexpr (V > 8 && V % 8 == 0) {
           Key top[8];
           ts_best8_desc(keys, top);
-          finished = ts_select_small_k<Policy, W, kUnrollRounds, K, kWeighted>(group, top, G, k, lane, slot, rel, mine,
+          finished = ts_select_small_k<Policy, W, kUnrollRounds, KS, kWeighted>(group, top, G, k, lane, slot, rel, mine,
                                                                             finish_small);
         } else if constexpr (V > 8) {  // V = 12: padded to 16 with empty keys
           Key padded[16], top[8];
 #pragma unroll
           for (int j = 0; j < 16; ++j) padded[j] = j < V ? keys[j] : Key(0);
           ts_best8_desc(padded, top);
-          finished = ts_select_small_k<Policy, W, kUnrollRounds, K, kWeighted>(group, top, G, k, lane, slot, rel, mine,
+          finished = ts_select_small_k<Policy, W, kUnrollRounds, KS, kWeighted>(group, top, G, k, lane, slot, rel, mine,
                                                                             finish_small);
         } else if constexpr (V == 8) {
           ts_sort_desc<V>(keys);
-          finished = ts_select_small_k<Policy, W, kUnrollRounds, K, kWeighted>(group, keys, G, k, lane, slot, rel, mine,
+          finished = ts_select_small_k<Policy, W, kUnrollRounds, KS, kWeighted>(group, keys, G, k, lane, slot, rel, mine,
                                                                             finish_small);
         } else {  // V = 4
           ts_sort_desc<V>(keys);
           Key top[8];
 #pragma unroll
           for (int j = 0; j < 8; ++j) top[j] = j < V ? keys[j] : Key(0);
-          finished = ts_select_small_k<Policy, W, kUnrollRounds, K, kWeighted>(group, top, G, k, lane, slot, rel, mine,
+          finished = ts_select_small_k<Policy, W, kUnrollRounds, KS, kWeighted>(group, top, G, k, lane, slot, rel, mine,
                                                                             finish_small);
         }
         if (won_shared && static_cast<unsigned>(rel) < static_cast<unsigned>(k)) keep_winner();
@@ -818,7 +867,7 @@ __global__ void __launch_bounds__(kWarpBlock, (Small ? 1 : ts_warp_min_blocks<Dt
         const Raw* row = static_cast<const Raw*>(a.logits) + token * a.row_stride;
         w = ts_weight_of_logit(ts_input<Dtype>::to_float(row[index]));
       } else {
-        w = ts_weight_of_logit(K::value_of(mine));
+        w = ts_weight_of_logit(KS::value_of(mine));
       }
     }
     float sum = 0.0f;
