@@ -6,16 +6,17 @@
 // replay of kernels that read a row and write k outputs: 0.98 -> 0.72 us per call; an empty kernel
 // 0.51 -> 0.41), and so can the first row's trip from HBM: before the wait a small grid's kernel
 // hints the L2 at it (ts_prefetch_row_l2; the same probe 0.87 -> 0.74 us at T=256 E=256, 0.66 ->
-// 0.60 at T=1). Routing itself is unchanged, and so is what a caller sees: nothing is read into a
-// register or written before the wait.
+// 0.60 at T=1; the warp kernel's Small form asks by loads whose values it discards). Routing itself
+// is unchanged, and so is what a caller sees: nothing routed is read, and nothing is written,
+// before the wait.
 #ifndef TOPK_SIGMOID_DEPENDENT_LAUNCH_HPP
 #define TOPK_SIGMOID_DEPENDENT_LAUNCH_HPP
 
 #include "gpu_compat.h"
 
-// The first statement of every kernel after its ts_prefetch_row_l2 hint: no global memory access
-// (a read of the logits or bias, a write of the outputs an earlier kernel may still read) before
-// it. With early_dependents the next kernel in the stream may launch right after; otherwise it
+// The first statement of every kernel after its ts_prefetch_row_l2 hint: no other global memory
+// access (a read of the logits or bias that routing uses, a write of the outputs an earlier kernel
+// may still read) before it. With early_dependents the next kernel in the stream may launch right after; otherwise it
 // launches as this grid's blocks end (launch_split_shape says when). Either way it waits in its
 // own ts_await_prior_grid() until this grid is done. A kernel launched without the attribute
 // (HIP, sm_80, TOPK_SIGMOID_PDL=0) passes through at once.
