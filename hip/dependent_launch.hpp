@@ -16,10 +16,10 @@
 
 // The first statement of every kernel after its ts_prefetch_row_l2 hint: no other global memory
 // access (a read of the logits or bias that routing uses, a write of the outputs an earlier kernel
-// may still read) before it. With early_dependents the next kernel in the stream may launch right after; otherwise it
-// launches as this grid's blocks end (launch_split_shape says when). Either way it waits in its
-// own ts_await_prior_grid() until this grid is done. A kernel launched without the attribute
-// (HIP, sm_80, TOPK_SIGMOID_PDL=0) passes through at once.
+// may still read) before it. With early_dependents the next kernel in the stream may launch right
+// after; otherwise it launches as this grid's blocks end (launch_split_shape says when). Either way
+// it waits in its own ts_await_prior_grid() until this grid is done. A kernel launched without the
+// attribute (HIP, sm_80, TOPK_SIGMOID_PDL=0) passes through at once.
 __device__ __forceinline__ void ts_await_prior_grid(int early_dependents) {
 #if defined(TS_PLATFORM_CUDA) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");

@@ -58,8 +58,8 @@ __device__ __forceinline__ void ts_prefetch_first_row(const ts_kernel_args& a, i
       (static_cast<int64_t>(blockIdx.x) * (blockDim.x / Lanes) + threadIdx.x / Lanes) * tokens_per_group;
   if (Enabled && a.l2_hint != 0 && token < a.tokens)
     ts_prefetch_row_l2<Load>(static_cast<const Raw*>(a.logits) + token * a.row_stride,
-                       static_cast<int64_t>(a.experts) * static_cast<int64_t>(sizeof(Raw)),
-                       static_cast<int>(threadIdx.x) & (Lanes - 1), Lanes);
+                             static_cast<int64_t>(a.experts) * static_cast<int64_t>(sizeof(Raw)),
+                             static_cast<int>(threadIdx.x) & (Lanes - 1), Lanes);
 }
 
 template <class Key>
@@ -205,10 +205,11 @@ __device__ __forceinline__ uint32_t ts_sign_halves(uint32_t x) {
 }
 
 // The orderable form of two 16-bit floats (element 2i in the low half) of the split family's
-// kernels and the warp kernel's Small form: the same order as ts_ord16x2 (NaN at the bottom, -0 equal to +0) in eight word operations instead of
-// about twelve. Negatives are negated instead of complemented, which puts -0 on +0's value with no
-// test of its own, and NaNs are found with one add that cannot carry between the halves. A
-// negative's value is one above ts_ord16x2's, so keys are read back with ts_split_value_of.
+// kernels and the warp kernel's Small form: the same order as ts_ord16x2 (NaN at the bottom, -0
+// equal to +0) in eight word operations instead of about twelve. Negatives are negated instead of
+// complemented, which puts -0 on +0's value with no test of its own, and NaNs are found with one
+// add that cannot carry between the halves. A negative's value is one above ts_ord16x2's, so keys
+// are read back with ts_split_value_of.
 // tests/split_keys_check.cu checks both against ts_ord16 / ts_keys16 on every input.
 template <int Dtype>
 __device__ __forceinline__ uint32_t ts_split_ord16x2(uint32_t x) {
@@ -508,10 +509,9 @@ template <class Policy, int Dtype, int W, int V, bool HasBias, bool Small = fals
 __global__ void __launch_bounds__(kWarpBlock, (Small ? 1 : ts_warp_min_blocks<Dtype, W, V, HasBias>()))
     ts_warp_kernel(const ts_kernel_args a) {
   // The group's first token, as the loop below numbers it; the Small form asks by loads, which the
-  // L2 does not drop (ts_prefetch_row_l2). Not with a bias: there the hint cost
-  // the fp16 32 x 12 kernel registers (ptxas spilled 20-24 bytes). Not for fp32 logits: the
-  // hint's code, never run there, made the full grids slower (H200, T=65536 E256 k=8 48.3 ->
-  // 52.8 us).
+  // L2 does not drop (ts_prefetch_row_l2). Not with a bias: there the hint cost the fp16 32 x 12
+  // kernel registers (ptxas spilled 20-24 bytes). Not for fp32 logits: the hint's code, never run
+  // there, made the full grids slower (H200, T=65536 E256 k=8 48.3 -> 52.8 us).
   ts_prefetch_first_row<typename ts_input<Dtype>::Raw, W, !HasBias && Dtype != TS_DTYPE_F32, Small>(
       a, Small ? 1 : a.tokens_per_group);
   ts_await_prior_grid(a.early_dependents);
@@ -796,26 +796,26 @@ __global__ void __launch_bounds__(kWarpBlock, (Small ? 1 : ts_warp_min_blocks<Dt
         if constexpr (V > 8 && V % 8 == 0) {
           Key top[8];
           ts_best8_desc(keys, top);
-          finished = ts_select_small_k<Policy, W, kUnrollRounds, KS, kWeighted>(group, top, G, k, lane, slot, rel, mine,
-                                                                            finish_small);
+          finished = ts_select_small_k<Policy, W, kUnrollRounds, KS, kWeighted>(
+              group, top, G, k, lane, slot, rel, mine, finish_small);
         } else if constexpr (V > 8) {  // V = 12: padded to 16 with empty keys
           Key padded[16], top[8];
 #pragma unroll
           for (int j = 0; j < 16; ++j) padded[j] = j < V ? keys[j] : Key(0);
           ts_best8_desc(padded, top);
-          finished = ts_select_small_k<Policy, W, kUnrollRounds, KS, kWeighted>(group, top, G, k, lane, slot, rel, mine,
-                                                                            finish_small);
+          finished = ts_select_small_k<Policy, W, kUnrollRounds, KS, kWeighted>(
+              group, top, G, k, lane, slot, rel, mine, finish_small);
         } else if constexpr (V == 8) {
           ts_sort_desc<V>(keys);
-          finished = ts_select_small_k<Policy, W, kUnrollRounds, KS, kWeighted>(group, keys, G, k, lane, slot, rel, mine,
-                                                                            finish_small);
+          finished = ts_select_small_k<Policy, W, kUnrollRounds, KS, kWeighted>(
+              group, keys, G, k, lane, slot, rel, mine, finish_small);
         } else {  // V = 4
           ts_sort_desc<V>(keys);
           Key top[8];
 #pragma unroll
           for (int j = 0; j < 8; ++j) top[j] = j < V ? keys[j] : Key(0);
-          finished = ts_select_small_k<Policy, W, kUnrollRounds, KS, kWeighted>(group, top, G, k, lane, slot, rel, mine,
-                                                                            finish_small);
+          finished = ts_select_small_k<Policy, W, kUnrollRounds, KS, kWeighted>(
+              group, top, G, k, lane, slot, rel, mine, finish_small);
         }
         if (won_shared && static_cast<unsigned>(rel) < static_cast<unsigned>(k)) keep_winner();
         continue;
