@@ -238,9 +238,11 @@ __host__ __device__ __forceinline__ float ts_split_value_of(uint32_t key) {
 }
 
 // The Small form's keys of 16-bit logits (no bias): ranked as ts_keys16's, built by
-// ts_split_ord16x2 and read back by ts_split_value_of.
+// ts_split_ord16x2 (so no make(): ts_keys16::make builds the other form's words) and read back by
+// ts_split_value_of.
 template <int Dtype>
-struct ts_small_keys16 : ts_keys16<Dtype> {
+struct ts_small_keys16 {
+  using Key = uint32_t;
   __device__ static float value_of(uint32_t key) { return ts_split_value_of<Dtype>(key); }
 };
 
