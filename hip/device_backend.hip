@@ -335,6 +335,22 @@ inline bool ts_split_pays(int w, int64_t tokens, int sms) { return tokens / sms 
 // latency of the slowest warp: a token with a near-tie at the k-th place costs its warp a second
 // stage.
 inline bool ts_split_bias_pays(int64_t tokens, int sms) { return tokens / sms >= 128; }
+// The split bias kernel's 4 x 32 shape (E = 65..128) at k = 8, as a dependent launch whose grid fills
+// every place with at least 384 tokens per SM (one and a half passes a group), lets the next
+// kernel in at once and hints the L2 at each group's first row before its wait (the Hint form):
+// the next grid's blocks then take each place as this grid's blocks leave it, in its tail, and ask
+// for their first rows while HBM idles. H100, graph replay, bf16 k=8, T=65536 E128 with bias, the
+// benchmark's bandwidth section, interleaved, three rounds each, in two builds: 14.56-14.81 ->
+// 14.17-14.30 us. Each half alone lost or did nothing (the next kernel let in at once: 14.71-14.75;
+// the hint alone: 15.27-15.37, its loads doubling the rows' requests), and so did two rows a group
+// hinted (15.39-15.44) and the hint as loads (14.62-14.68, dependent_launch.hpp). The kernel's
+// schedule decides as much: a build that computed the same first row by a helper of its own (the
+// same requests) ran 15.3 us (BENCHMARKS.md 47). Other k, shapes and batch sizes keep the launch
+// above (not measured with the hint).
+inline bool ts_split_bias_hint_pays(const ts_launch_stream& stream, unsigned grid, unsigned resident, int64_t tokens,
+                                    int sms) {
+  return stream.dependent && grid == resident && tokens / sms >= 384;
+}
 // Without bias, the vector select kernel (kernel_vector_select.hpp) for E = 65..512: from 64
 // tokens per SM up to E = 256, from 30 above (H200, graph replay, bf16 k=8, against the split and
 // whole-warp kernels: T=65536 E128 12.4 -> 11.1 us, E256 21.3 -> 16.1, E384 30.6 -> 21.7, E512
@@ -478,10 +494,17 @@ void launch_split_shape(const ts_kernel_args& k, const ts_launch_stream& stream,
   args.l2_hint = l2_hint(stream, grid, resident);
   const bool hint = args.l2_hint != 0;
   void (*kernel)(ts_kernel_args) = nullptr;
-  if constexpr (HasBias)  // k = 8 has a kernel of its own (kernel_split_bias.hpp, FixedK)
+  if constexpr (HasBias) {  // k = 8 has a kernel of its own (kernel_split_bias.hpp, FixedK)
     kernel = k.k == 8 ? ts_split_bias_kernel<Policy, Dtype, W, V, Select, 8>
                       : ts_split_bias_kernel<Policy, Dtype, W, V, Select, 0>;
-  else if constexpr (Select) kernel = hint ? ts_vector_select_kernel<Policy, Dtype, W, V, true>
+    if constexpr (W == 4 && V == 32 && !Select) {
+      if (k.k == 8 && ts_split_bias_hint_pays(stream, grid, resident, k.tokens, sms)) {
+        kernel = ts_split_bias_kernel<Policy, Dtype, W, V, Select, 8, true>;
+        args.early_dependents = 1;
+        args.l2_hint = 1;
+      }
+    }
+  } else if constexpr (Select) kernel = hint ? ts_vector_select_kernel<Policy, Dtype, W, V, true>
                                            : ts_vector_select_kernel<Policy, Dtype, W, V, false>;
   else kernel = hint ? ts_split_kernel<Policy, Dtype, W, V, true> : ts_split_kernel<Policy, Dtype, W, V, false>;
   ts_launch(kernel, grid, threads, 0, stream, args);

@@ -312,10 +312,13 @@ __device__ __forceinline__ void ts_split_bias_band_winners(const uint16_t* row, 
 // check, which ranks are filled, the rank-order sum) fold away; the launch takes it for k = 8, the
 // common router setting (H100, the benchmark's bandwidth section, T=65536 bf16 k=8 with bias,
 // together with this file's branch-free check and setup loops: E128 15.4-15.7 -> 14.5-14.7 us,
-// E256-512 1.5-3% faster; BENCHMARKS.md 45). Every other k takes FixedK = 0.
-template <class Policy, int Dtype, int W, int V, bool Select, int FixedK>
+// E256-512 1.5-3% faster; BENCHMARKS.md 45). Every other k takes FixedK = 0. Hint: the form that
+// hints the L2 at each group's first row before the wait, for the launches that let the next kernel
+// in at once (device_backend.hip, ts_split_bias_hint_pays); the others are compiled without it.
+template <class Policy, int Dtype, int W, int V, bool Select, int FixedK, bool Hint = false>
 __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_sm<Select, V>())
     ts_split_bias_kernel(const ts_kernel_args a) {
+  ts_prefetch_first_row<uint16_t, W, Hint>(a);
   ts_await_prior_grid(a.early_dependents);
   static_assert(Dtype != TS_DTYPE_F32, "16-bit logits");
   static_assert(V % 8 == 0 && W >= 2 && W <= 16 && W * V <= (Select ? 512 : 256), "split shapes");

@@ -49,7 +49,7 @@ describe("sources", () => {
       }
     }
     expect(kernels).toBeGreaterThanOrEqual(7); // warp, lane, split, split bias, vector select, ck, empty
-    expect(hinted).toBe(5); // warp, lane, split, vector select (the L2 hint); staged (shared memory, L2 hint)
+    expect(hinted).toBe(6); // warp, lane, split, split bias, vector select (the L2 hint); staged (shared memory, L2 hint)
   });
 
   test("every kernel launch goes through ts_launch (which may set the dependent-launch attribute)", () => {

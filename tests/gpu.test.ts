@@ -453,6 +453,43 @@ gpuDescribe("GPU backends are byte-identical to the host backend", () => {
     }
   }, 600_000);
 
+  // With a bias, E = 65..128 and k = 8 from 384 tokens per SM, as a dependent launch (sm_90), take
+  // the split bias kernel's Hint form (hip/device_backend.hip, ts_split_bias_hint_pays): the L2
+  // hint at each group's first row before the wait, and the next kernel let in at once. Batches of
+  // 384 and 496 tokens per SM (the benchmark's T=65536), every bias kind, both dtypes, padded
+  // strides; k = 4 at the same sizes keeps the plain form.
+  test("split bias kernel, Hint form (E 72-128, k 8, from 384 tokens per SM): every bias kind", () => {
+    const sms = info?.multiprocessors ?? 132;
+    let i = 0;
+    for (const tokens of [384 * sms + 3, 496 * sms + 17]) {
+      for (const experts of [72, 120, 128]) {
+        for (const biasKind of ["benchmark", "large", "near-ties", "special"] as const) {
+          i++;
+          const dtype: "bf16" | "f16" = (i + (i >> 2)) % 2 === 0 ? "bf16" : "f16";
+          const k = i % 6 === 5 ? 4 : 8;
+          const stride = experts + (i % 3 === 0 ? 8 : 0); // still 16-byte rows
+          let logits: Uint16Array;
+          let bias: Float32Array;
+          if (biasKind === "near-ties" || biasKind === "special") {
+            const made = makeBiasNearTies(1900 + i, tokens, experts, stride, dtype, biasKind === "special");
+            logits = made.logits as Uint16Array;
+            bias = made.bias;
+          } else {
+            logits =
+              i % 2 === 0
+                ? makeLogits16Adversarial(1900 + i, tokens, experts, stride, dtype)
+                : (makeLogits(1900 + i, tokens, experts, stride, dtype) as Uint16Array);
+            bias = makeBias(1900 + i, experts);
+            if (biasKind === "large")
+              for (let e = 0; e < experts; e++) bias[e] = (bias[e] as number) * (e % 7 === 0 ? 3e4 : 40);
+          }
+          const base = { experts, topk: k, dtype, bias, renormalize: i % 4 !== 1, scale: 2.5, rowStride: stride };
+          expect(warpAndAutoDifference(base, logits, tokens)).toBeUndefined();
+        }
+      }
+    }
+  }, 600_000);
+
   // The exhaustive checks: CUDA programs (tests/<name>.cu) built with nvcc for this card, each
   // printing one JSON line about all 2^32 fp32 inputs.
   const nvcc = Bun.which("nvcc") ?? (process.env.CUDA_HOME ? `${process.env.CUDA_HOME}/bin/nvcc` : undefined);
