@@ -113,6 +113,36 @@ function warpAndAutoDifference(
   return undefined;
 }
 
+/** The bias kinds of the split bias kernel's tests (splitBiasCase). */
+const splitBiasKinds = ["benchmark", "large", "near-ties", "special"] as const;
+
+/**
+ * 16-bit rows [tokens, stride] and a bias for the split bias kernel's tests (case `seed`): the
+ * benchmark's bias over adversarial rows (even seeds) or the benchmark's rows (odd); the same
+ * scaled up ("large": the fixed point's scale follows the largest |b|, one expert in seven at
+ * 3e4 times); or near-tie rows and biases, with special values ("special") or without.
+ */
+function splitBiasCase(
+  seed: number,
+  tokens: number,
+  experts: number,
+  stride: number,
+  dtype: "bf16" | "f16",
+  kind: (typeof splitBiasKinds)[number],
+): { logits: Uint16Array; bias: Float32Array } {
+  if (kind === "near-ties" || kind === "special") {
+    const made = makeBiasNearTies(seed, tokens, experts, stride, dtype, kind === "special");
+    return { logits: made.logits as Uint16Array, bias: made.bias };
+  }
+  const logits =
+    seed % 2 === 0
+      ? makeLogits16Adversarial(seed, tokens, experts, stride, dtype)
+      : (makeLogits(seed, tokens, experts, stride, dtype) as Uint16Array);
+  const bias = makeBias(seed, experts);
+  if (kind === "large") for (let e = 0; e < experts; e++) bias[e] = (bias[e] as number) * (e % 7 === 0 ? 3e4 : 40);
+  return { logits, bias };
+}
+
 /**
  * 16-bit rows without bias over tokens x experts x {bf16, f16} (case i = 1, 2, ...): adversarial
  * rows for even i, the benchmark's for odd, k = ks[i % 8], rows padded by pad(i) elements (16-byte
@@ -426,26 +456,12 @@ gpuDescribe("GPU backends are byte-identical to the host backend", () => {
       for (const experts of tokens < 200 * sms
         ? [72, 120, 128, 136, 200, 256, 320, 384, 448, 512]
         : [72, 128, 136, 256]) {
-        for (const biasKind of ["benchmark", "large", "near-ties", "special"] as const) {
+        for (const biasKind of splitBiasKinds) {
           i++;
           const dtype: "bf16" | "f16" = (i + (i >> 2)) % 2 === 0 ? "bf16" : "f16"; // both for every E and bias kind
           const k = [8, 4, 6, 1, 7, 5, 2, 3][i % 8] as number;
           const stride = experts + (i % 3 === 0 ? 16 : 0); // still 16-byte rows
-          let logits: Uint16Array;
-          let bias: Float32Array;
-          if (biasKind === "near-ties" || biasKind === "special") {
-            const made = makeBiasNearTies(1500 + i, tokens, experts, stride, dtype, biasKind === "special");
-            logits = made.logits as Uint16Array;
-            bias = made.bias;
-          } else {
-            logits =
-              i % 2 === 0
-                ? makeLogits16Adversarial(1500 + i, tokens, experts, stride, dtype)
-                : (makeLogits(1500 + i, tokens, experts, stride, dtype) as Uint16Array);
-            bias = makeBias(1500 + i, experts);
-            if (biasKind === "large")
-              for (let e = 0; e < experts; e++) bias[e] = (bias[e] as number) * (e % 7 === 0 ? 3e4 : 40);
-          }
+          const { logits, bias } = splitBiasCase(1500 + i, tokens, experts, stride, dtype, biasKind);
           const base = { experts, topk: k, dtype, bias, renormalize: i % 4 !== 1, scale: 2.5, rowStride: stride };
           expect(warpAndAutoDifference(base, logits, tokens)).toBeUndefined();
         }
@@ -463,26 +479,12 @@ gpuDescribe("GPU backends are byte-identical to the host backend", () => {
     let i = 0;
     for (const tokens of [384 * sms + 3, 496 * sms + 17]) {
       for (const experts of [72, 120, 128]) {
-        for (const biasKind of ["benchmark", "large", "near-ties", "special"] as const) {
+        for (const biasKind of splitBiasKinds) {
           i++;
           const dtype: "bf16" | "f16" = (i + (i >> 2)) % 2 === 0 ? "bf16" : "f16";
           const k = i % 6 === 5 ? 4 : 8;
           const stride = experts + (i % 3 === 0 ? 8 : 0); // still 16-byte rows
-          let logits: Uint16Array;
-          let bias: Float32Array;
-          if (biasKind === "near-ties" || biasKind === "special") {
-            const made = makeBiasNearTies(1900 + i, tokens, experts, stride, dtype, biasKind === "special");
-            logits = made.logits as Uint16Array;
-            bias = made.bias;
-          } else {
-            logits =
-              i % 2 === 0
-                ? makeLogits16Adversarial(1900 + i, tokens, experts, stride, dtype)
-                : (makeLogits(1900 + i, tokens, experts, stride, dtype) as Uint16Array);
-            bias = makeBias(1900 + i, experts);
-            if (biasKind === "large")
-              for (let e = 0; e < experts; e++) bias[e] = (bias[e] as number) * (e % 7 === 0 ? 3e4 : 40);
-          }
+          const { logits, bias } = splitBiasCase(1900 + i, tokens, experts, stride, dtype, biasKind);
           const base = { experts, topk: k, dtype, bias, renormalize: i % 4 !== 1, scale: 2.5, rowStride: stride };
           expect(warpAndAutoDifference(base, logits, tokens)).toBeUndefined();
         }
