@@ -308,6 +308,42 @@ __device__ __forceinline__ void ts_split_bias_band_winners(const uint16_t* row, 
   __syncwarp(group_mask);  // the epilogue rewrites the slots
 }
 
+// The ranks of a warp whose winners' order needs their exact keys (counted): each key's rank is
+// the number of larger keys among the group's eight (keys are distinct; empty slots are 0 and rank
+// last), counted from the group's shared key slots.
+template <int R>
+__device__ __forceinline__ void ts_split_bias_count_ranks(uint64_t* slot_key, int lane, const uint64_t (&mine)[R],
+                                                          int (&rank)[R]) {
+#pragma unroll
+  for (int i = 0; i < R; ++i) slot_key[lane * R + i] = mine[i];
+  __syncwarp();
+#pragma unroll
+  for (int i = 0; i < R; ++i) {
+    int larger = 0;
+#pragma unroll
+    for (int m = 0; m < 8; ++m) larger += slot_key[m] > mine[i] ? 1 : 0;
+    rank[i] = larger;
+  }
+}
+
+// The rank-order sum of the group's k weights through its shared weight slots (each filled rank
+// stores its weight at its rank), or 0 where the group does not renormalize (add: uniform within
+// the group).
+template <int R>
+__device__ __forceinline__ float ts_split_bias_slot_sum(float* slot_weight, const uint64_t (&mine)[R],
+                                                        const float (&w)[R], const int (&rank)[R], int k, bool add) {
+#pragma unroll
+  for (int i = 0; i < R; ++i)
+    if (mine[i] != 0u) slot_weight[rank[i]] = w[i];
+  __syncwarp();
+  float sum = 0.0f;
+  if (add) {
+#pragma unroll
+    for (int r = 0; r < 8; ++r) sum = r < k ? TS_ADD(sum, slot_weight[r]) : sum;
+  }
+  return sum;
+}
+
 // FixedK > 0: a kernel for launches with k = FixedK, whose tests of k (the k-th key, the order
 // check, which ranks are filled, the rank-order sum) fold away; the launch takes it for k = 8, the
 // common router setting (H100, the benchmark's bandwidth section, T=65536 bf16 k=8 with bias,
@@ -536,6 +572,9 @@ __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_s
         for (int i = 0; i < kRanks; ++i)
           if (in_band) expert[i] = ts_key_index(static_cast<uint32_t>(mine[i]));
       } else {
+        // The groups' band counts were read (ts_split_bias_band_size) before lane 0 resets them at
+        // the token's end; the band winners' __syncwarp orders the two, this path has none of its own.
+        __syncwarp();
         uint64_t best[8];
         ts_split_bias_exact_best8<Dtype, W, V>(group, row, lane, a.experts, bias_exact, best);
 #pragma unroll
@@ -552,32 +591,38 @@ __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_s
 
     // Ranks: lane l's are l * kRanks + i (the cheap order where it is exact; the band's and the
     // exact recomputation's winners come in exact order), or where counted, the number of larger
-    // exact keys (keys are distinct; empty slots are 0 and rank last). Then weights by rank, the
-    // rank-order sum (every backend's additions in the same order), the outputs.
+    // exact keys (keys are distinct; empty slots are 0 and rank last). Then the rank-order sum of
+    // the weights (every backend's additions in the same order) and the outputs. Up to 64 logits
+    // a lane, a warp whose ranks are all static reads the sum's weights across the group by
+    // shuffles; otherwise they go through the group's shared slots, ordered by rank
+    // (ts_split_bias_slot_sum). (H200, T=65536 bf16 k=8 with bias, graph replay, interleaved:
+    // E128 13.74-13.76 -> 13.57-13.58 us, E256 22.26-22.35 -> 21.48-21.63; at 96 logits a lane E384
+    // lost 0.3 us, so the wider shapes keep the slots; BENCHMARKS.md 48.)
     int rank[kRanks];
-    if (counted) {  // uniform across the warp
+    float sum = 0.0f;
+    if constexpr (V <= 64) {
+      if (counted) {  // uniform across the warp
+        ts_split_bias_count_ranks<kRanks>(my_keys, lane, mine, rank);
+        sum = ts_split_bias_slot_sum<kRanks>(my_weights, mine, w, rank, k, a.renormalize && live);
+      } else {
 #pragma unroll
-      for (int i = 0; i < kRanks; ++i) my_keys[lane * kRanks + i] = mine[i];
-      __syncwarp();
+        for (int i = 0; i < kRanks; ++i) rank[i] = lane * kRanks + i;
+        if (a.renormalize && live) {  // uniform within the group
 #pragma unroll
-      for (int i = 0; i < kRanks; ++i) {
-        int larger = 0;
-#pragma unroll
-        for (int m = 0; m < 8; ++m) larger += my_keys[m] > mine[i] ? 1 : 0;
-        rank[i] = larger;
+          for (int r = 0; r < 8; ++r) {
+            const float part = group.read(w[r % kRanks], (r / kRanks) & (W - 1));
+            sum = r < k ? TS_ADD(sum, part) : sum;
+          }
+        }
       }
     } else {
+      if (counted) {  // uniform across the warp
+        ts_split_bias_count_ranks<kRanks>(my_keys, lane, mine, rank);
+      } else {
 #pragma unroll
-      for (int i = 0; i < kRanks; ++i) rank[i] = lane * kRanks + i;
-    }
-#pragma unroll
-    for (int i = 0; i < kRanks; ++i)
-      if (mine[i] != 0u) my_weights[rank[i]] = w[i];
-    __syncwarp();
-    float sum = 0.0f;
-    if (a.renormalize && live) {  // uniform within the group
-#pragma unroll
-      for (int r = 0; r < 8; ++r) sum = r < k ? TS_ADD(sum, my_weights[r]) : sum;
+        for (int i = 0; i < kRanks; ++i) rank[i] = lane * kRanks + i;
+      }
+      sum = ts_split_bias_slot_sum<kRanks>(my_weights, mine, w, rank, k, a.renormalize && live);
     }
 #pragma unroll
     for (int i = 0; i < kRanks; ++i) {
