@@ -144,6 +144,36 @@ function splitBiasCase(
 }
 
 /**
+ * The split bias kernel's cases over tokens x experts(tokens) x splitBiasKinds (case i = 1, 2,
+ * ...): splitBiasCase(seed + i), both dtypes for every E and bias kind, k = k(i), rows padded by
+ * pad(i) elements (16-byte rows kept), renormalize except every fourth, scale 2.5; `warp` and
+ * `auto` against the host. The first difference, or undefined.
+ */
+function splitBiasSweep(o: {
+  tokens: number[];
+  experts: (tokens: number) => number[];
+  seed: number;
+  k: (i: number) => number;
+  pad: (i: number) => number;
+}): string | undefined {
+  let i = 0;
+  for (const tokens of o.tokens) {
+    for (const experts of o.experts(tokens)) {
+      for (const biasKind of splitBiasKinds) {
+        i++;
+        const dtype: "bf16" | "f16" = (i + (i >> 2)) % 2 === 0 ? "bf16" : "f16";
+        const stride = experts + o.pad(i);
+        const { logits, bias } = splitBiasCase(o.seed + i, tokens, experts, stride, dtype, biasKind);
+        const base = { experts, topk: o.k(i), dtype, bias, renormalize: i % 4 !== 1, scale: 2.5, rowStride: stride };
+        const diff = warpAndAutoDifference(base, logits, tokens);
+        if (diff) return diff;
+      }
+    }
+  }
+  return undefined;
+}
+
+/**
  * 16-bit rows without bias over tokens x experts x {bf16, f16} (case i = 1, 2, ...): adversarial
  * rows for even i, the benchmark's for odd, k = ks[i % 8], rows padded by pad(i) elements (16-byte
  * rows kept), `warp` and `auto` against the host. The first difference, or undefined.
@@ -451,22 +481,15 @@ gpuDescribe("GPU backends are byte-identical to the host backend", () => {
   // scale follows the largest |b|), near-ties, and non-finite ones.
   test("split bias kernel (E 72-512, 16-bit): every shape, benchmark / large / near-tie / special biases, every k", () => {
     const sms = info?.multiprocessors ?? 132;
-    let i = 0;
-    for (const tokens of [130 * sms + 5, 260 * sms + 3]) {
-      for (const experts of tokens < 200 * sms
-        ? [72, 120, 128, 136, 200, 256, 320, 384, 448, 512]
-        : [72, 128, 136, 256]) {
-        for (const biasKind of splitBiasKinds) {
-          i++;
-          const dtype: "bf16" | "f16" = (i + (i >> 2)) % 2 === 0 ? "bf16" : "f16"; // both for every E and bias kind
-          const k = [8, 4, 6, 1, 7, 5, 2, 3][i % 8] as number;
-          const stride = experts + (i % 3 === 0 ? 16 : 0); // still 16-byte rows
-          const { logits, bias } = splitBiasCase(1500 + i, tokens, experts, stride, dtype, biasKind);
-          const base = { experts, topk: k, dtype, bias, renormalize: i % 4 !== 1, scale: 2.5, rowStride: stride };
-          expect(warpAndAutoDifference(base, logits, tokens)).toBeUndefined();
-        }
-      }
-    }
+    const diff = splitBiasSweep({
+      tokens: [130 * sms + 5, 260 * sms + 3],
+      experts: (tokens) =>
+        tokens < 200 * sms ? [72, 120, 128, 136, 200, 256, 320, 384, 448, 512] : [72, 128, 136, 256],
+      seed: 1500,
+      k: (i) => [8, 4, 6, 1, 7, 5, 2, 3][i % 8] as number,
+      pad: (i) => (i % 3 === 0 ? 16 : 0),
+    });
+    expect(diff).toBeUndefined();
   }, 600_000);
 
   // With a bias, E = 65..128 and k = 8 from 384 tokens per SM, as a dependent launch (sm_90), take
@@ -476,20 +499,14 @@ gpuDescribe("GPU backends are byte-identical to the host backend", () => {
   // strides; k = 4 at the same sizes keeps the plain form.
   test("split bias kernel, Hint form (E 72-128, k 8, from 384 tokens per SM): every bias kind", () => {
     const sms = info?.multiprocessors ?? 132;
-    let i = 0;
-    for (const tokens of [384 * sms + 3, 496 * sms + 17]) {
-      for (const experts of [72, 120, 128]) {
-        for (const biasKind of splitBiasKinds) {
-          i++;
-          const dtype: "bf16" | "f16" = (i + (i >> 2)) % 2 === 0 ? "bf16" : "f16";
-          const k = i % 6 === 5 ? 4 : 8;
-          const stride = experts + (i % 3 === 0 ? 8 : 0); // still 16-byte rows
-          const { logits, bias } = splitBiasCase(1900 + i, tokens, experts, stride, dtype, biasKind);
-          const base = { experts, topk: k, dtype, bias, renormalize: i % 4 !== 1, scale: 2.5, rowStride: stride };
-          expect(warpAndAutoDifference(base, logits, tokens)).toBeUndefined();
-        }
-      }
-    }
+    const diff = splitBiasSweep({
+      tokens: [384 * sms + 3, 496 * sms + 17],
+      experts: () => [72, 120, 128],
+      seed: 1900,
+      k: (i) => (i % 6 === 5 ? 4 : 8),
+      pad: (i) => (i % 3 === 0 ? 8 : 0),
+    });
+    expect(diff).toBeUndefined();
   }, 600_000);
 
   // The exhaustive checks: CUDA programs (tests/<name>.cu) built with nvcc for this card, each
