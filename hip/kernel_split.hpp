@@ -103,6 +103,20 @@ struct ts_split_logit {
   __device__ float operator()(uint32_t key) const { return ts_split_value_of<Dtype>(key); }
 };
 
+// The rank-order sum of a group's 8 weights, lane l holding ranks l * R .. l * R + R - 1 in w:
+// each rank's weight read from its lane in turn, the first k added in rank order (the same
+// additions in the same order as every backend).
+template <int W, int R, class Group>
+__device__ __forceinline__ float ts_split_rank_order_sum(const Group& group, const float (&w)[R], int k) {
+  float sum = 0.0f;
+#pragma unroll
+  for (int r = 0; r < 8; ++r) {
+    const float part = group.read(w[r % R], (r / R) & (W - 1));
+    sum = r < k ? TS_ADD(sum, part) : sum;
+  }
+  return sum;
+}
+
 // The split family's epilogue, for a token whose best 8 keys (sorted, ts_split_ord16x2's kind)
 // every lane of the group holds: lane l takes ranks l * R .. l * R + R - 1 (R = 8 / W, at least
 // one), computes their weights from LogitOf(key), reads the others' over the group in rank order
@@ -122,13 +136,7 @@ __device__ __forceinline__ void ts_split_epilogue(const ts_kernel_args& a, const
     w[i] = ts_weight_of_logit(logit_of(mine[i]));
   }
   float sum = 0.0f;
-  if (a.renormalize) {  // uniform
-#pragma unroll
-    for (int r = 0; r < 8; ++r) {
-      const float part = group.read(w[r % kRanks], (r / kRanks) & (W - 1));
-      sum = r < k ? TS_ADD(sum, part) : sum;
-    }
-  }
+  if (a.renormalize) sum = ts_split_rank_order_sum<W, kRanks>(group, w, k);  // uniform
 #pragma unroll
   for (int i = 0; i < kRanks; ++i) {
     const int rank = lane * kRanks + i;

@@ -607,13 +607,7 @@ __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_s
       } else {
 #pragma unroll
         for (int i = 0; i < kRanks; ++i) rank[i] = lane * kRanks + i;
-        if (a.renormalize && live) {  // uniform within the group
-#pragma unroll
-          for (int r = 0; r < 8; ++r) {
-            const float part = group.read(w[r % kRanks], (r / kRanks) & (W - 1));
-            sum = r < k ? TS_ADD(sum, part) : sum;
-          }
-        }
+        if (a.renormalize && live) sum = ts_split_rank_order_sum<W, kRanks>(group, w, k);  // uniform within the group
       }
     } else {
       if (counted) {  // uniform across the warp
