@@ -483,6 +483,17 @@ __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_s
 #pragma unroll
     for (int j = 0; j < 8; ++j) own[j] = top[j];
     ts_butterfly_topk<W>(group, top);  // every lane of the group: the token's cheap best 8
+    // Hint: the group's next row asked of the L2 now, so that it is on its way while this token
+    // ends (lanes 0 and 1, a 128-byte line each: the rows of E <= 128). Each of nine places and
+    // forms was a new ptxas schedule; this one hid the most of the rows' trip from HBM (H200,
+    // T=65536 bf16 k=8 with bias, graph replay, interleaved: 13.59-13.62 -> 13.49-13.53 us) for
+    // 2% more with every row already in the L2 (13.11-13.15 -> 13.40-13.43). The H100's trip is
+    // about twice the H200's, which is why the form is kept (BENCHMARKS.md 49).
+    if constexpr (Hint) {
+      const int64_t next = token + stride;
+      if (next < a.tokens && lane * 64 < a.experts)
+        asm volatile("prefetch.global.L2 [%0];" ::"l"(logits + next * a.row_stride + lane * 64));
+    }
 
     // The check: q of the k-th key, and the keys of the lane's own list at or above q_k - D + 1.
     // (The list is sorted: the k-th is the least of the first k, which also keeps the
