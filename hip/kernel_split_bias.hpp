@@ -349,8 +349,9 @@ __device__ __forceinline__ float ts_split_bias_slot_sum(float* slot_weight, cons
 // common router setting (H100, the benchmark's bandwidth section, T=65536 bf16 k=8 with bias,
 // together with this file's branch-free check and setup loops: E128 15.4-15.7 -> 14.5-14.7 us,
 // E256-512 1.5-3% faster; BENCHMARKS.md 45). Every other k takes FixedK = 0. Hint: the form that
-// hints the L2 at each group's first row before the wait, for the launches that let the next kernel
-// in at once (device_backend.hip, ts_split_bias_hint_pays); the others are compiled without it.
+// hints the L2 at each group's first row before the wait, and at its next row during each token,
+// for the launches that let the next kernel in at once (device_backend.hip,
+// ts_split_bias_hint_pays); the others are compiled without it.
 template <class Policy, int Dtype, int W, int V, bool Select, int FixedK, bool Hint = false>
 __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_sm<Select, V>())
     ts_split_bias_kernel(const ts_kernel_args a) {
@@ -484,11 +485,11 @@ __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_s
     for (int j = 0; j < 8; ++j) own[j] = top[j];
     ts_butterfly_topk<W>(group, top);  // every lane of the group: the token's cheap best 8
     // Hint: the group's next row asked of the L2 now, so that it is on its way while this token
-    // ends (lanes 0 and 1, a 128-byte line each: the rows of E <= 128). Each of nine places and
-    // forms was a new ptxas schedule; this one hid the most of the rows' trip from HBM (H200,
-    // T=65536 bf16 k=8 with bias, graph replay, interleaved: 13.59-13.62 -> 13.49-13.53 us) for
-    // 2% more with every row already in the L2 (13.11-13.15 -> 13.40-13.43). The H100's trip is
-    // about twice the H200's, which is why the form is kept (BENCHMARKS.md 49).
+    // ends (lanes 0 and 1, a 128-byte line each: the rows of E <= 128). Each of the ten places
+    // and two other forms tried was a new ptxas schedule; this one hid the most of the rows' trip
+    // from HBM (H200, T=65536 bf16 k=8 with bias, graph replay, interleaved: 13.59-13.62 ->
+    // 13.49-13.53 us) for 2% more with every row already in the L2 (13.11-13.15 -> 13.40-13.43).
+    // The H100's trip is about twice the H200's, which is why the form is kept (BENCHMARKS.md 49).
     if constexpr (Hint) {
       const int64_t next = token + stride;
       if (next < a.tokens && lane * 64 < a.experts)
@@ -608,7 +609,10 @@ __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_s
     // shuffles; otherwise they go through the group's shared slots, ordered by rank
     // (ts_split_bias_slot_sum). (H200, T=65536 bf16 k=8 with bias, graph replay, interleaved:
     // E128 13.74-13.76 -> 13.57-13.58 us, E256 22.26-22.35 -> 21.48-21.63; at 96 logits a lane E384
-    // lost 0.3 us, so the wider shapes keep the slots; BENCHMARKS.md 48.)
+    // lost 0.3 us, so the wider shapes keep the slots; BENCHMARKS.md 48.) The ranks' branch is
+    // written in both arms of the shape's test on purpose: written once, before one branch for the
+    // sum, it was 48-80 instructions shorter in ten kernels and E128 with a bias 1.3% and E256 2.1%
+    // slower (ptxas's schedule of the loop; BENCHMARKS.md, Not kept after 49).
     int rank[kRanks];
     float sum = 0.0f;
     if constexpr (V <= 64) {
