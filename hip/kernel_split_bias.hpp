@@ -485,15 +485,19 @@ __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_s
     for (int j = 0; j < 8; ++j) own[j] = top[j];
     ts_butterfly_topk<W>(group, top);  // every lane of the group: the token's cheap best 8
     // Hint: the group's next row asked of the L2 now, so that it is on its way while this token
-    // ends (lanes 0 and 1, a 128-byte line each: the rows of E <= 128). Each of the ten places
-    // and two other forms tried was a new ptxas schedule; this one hid the most of the rows' trip
-    // from HBM (H200, T=65536 bf16 k=8 with bias, graph replay, interleaved: 13.59-13.62 ->
-    // 13.49-13.53 us) for 2% more with every row already in the L2 (13.11-13.15 -> 13.40-13.43).
-    // The H100's trip is about twice the H200's, which is why the form is kept (BENCHMARKS.md 49).
+    // ends (lane 0, two 128-byte lines: the rows of E <= 128). Each of the places and forms tried
+    // was a new ptxas schedule; this one hid the most of the rows' trip from HBM (H200, T=65536
+    // bf16 k=8 with bias, graph replay, interleaved: 13.59-13.61 -> 13.45-13.47 us) for 1.3% more
+    // with every row already in the L2 (13.13-13.15 -> 13.31-13.33); one line from each of lanes 0
+    // and 1 read 13.49-13.51 and 13.40-13.42. The H100's trip is about twice the H200's, which is
+    // why the form is kept (BENCHMARKS.md 49).
     if constexpr (Hint) {
       const int64_t next = token + stride;
-      if (next < a.tokens && lane * 64 < a.experts)
-        asm volatile("prefetch.global.L2 [%0];" ::"l"(logits + next * a.row_stride + lane * 64));
+      if (next < a.tokens && lane == 0) {
+        const uint16_t* const next_row = logits + next * a.row_stride;
+        asm volatile("prefetch.global.L2 [%0];" ::"l"(next_row));
+        asm volatile("prefetch.global.L2 [%0];" ::"l"(next_row + 64));
+      }
     }
 
     // The check: q of the k-th key, and the keys of the lane's own list at or above q_k - D + 1.
