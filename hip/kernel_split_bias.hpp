@@ -360,6 +360,7 @@ __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_s
   static_assert(Dtype != TS_DTYPE_F32, "16-bit logits");
   static_assert(V % 8 == 0 && W >= 2 && W <= 16 && W * V <= (Select ? 512 : 256), "split shapes");
   static_assert(!Select || W == 4 || W == 8, "vector selection: 4 or 8 lanes");
+  static_assert(!Hint || W * V <= 128, "Hint: the next-row prefetch asks for two 128-byte lines");
   constexpr int kRanks = 8 / W > 0 ? 8 / W : 1;  // ranks per lane (k <= 8)
   constexpr int kGroups = kSplitBlock / W;
   constexpr int kSortKeys = V / 8 <= 4 ? 4 : 8;  // Select: a lane's vector keys (its best 8 above 8), padded
