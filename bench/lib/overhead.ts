@@ -3,6 +3,11 @@
 //   arguments, on the same device buffers, T=1. Each tinybench iteration enqueues a batch of
 //   calls; the stream is synchronized in afterEach, outside the timed window, so the launch
 //   queue never fills and the numbers are host cost, not kernel time.
+//   The tasks run in OVERHEAD_ROUNDS rounds, forward and reversed in turn, and the difference is
+//   the median of the rounds' own differences: one pass of the four tasks in a fixed order read
+//   between -0.5 and +1.4 us for the same code (BENCHMARKS.md, the TS overhead rows), as the
+//   host's clock and the driver's launch path drift over a pass, and a task run always first or
+//   always last took that drift as its own.
 //   Host route latency: router.route() on the host backend (zod check, output arrays given).
 import { Bench, type Task } from "tinybench";
 import { check, native } from "../../ffi/library.ts";
@@ -12,6 +17,13 @@ import { makeLogits } from "../../tests/gpu_cases.ts";
 import type { HostRouteResult, OverheadResult } from "./results.ts";
 
 const BATCH = 32; // calls per tinybench iteration (far below the launch queue depth)
+export const OVERHEAD_ROUNDS = 6;
+
+const median = (values: number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+};
 
 function stats(task: Task | undefined, perIteration: number): { p50: number; p99: number; samples: number } {
   const r = task?.result;
@@ -48,52 +60,73 @@ export function measureCallOverhead(fast: "warp" | "gfx9", stream: Stream, timeM
     const bf16 = DtypeCode.bf16;
     let status = 0;
     const sync = () => stream.synchronize();
-    const bench = new Bench({ time: timeMs, warmupTime: Math.min(200, timeMs), iterations: 64, throws: true });
-    bench
-      .add(
+    const tasks: [string, () => void][] = [
+      [
         `raw topk_sigmoid_${fast}`,
         () => {
           for (let i = 0; i < BATCH; i++)
             status |= fastSymbol(lp, bf16, tokens, experts, experts, null, 0, topk, 1, 1, wp, ip, sp);
         },
-        { afterEach: sync },
-      )
-      .add(
+      ],
+      [
         `router.routeDevice (${fast})`,
         () => {
           for (let i = 0; i < BATCH; i++) routerFast.routeDevice(logits, tokens, out, stream);
         },
-        { afterEach: sync },
-      )
-      .add(
+      ],
+      [
         "raw topk_sigmoid (dispatch)",
         () => {
           for (let i = 0; i < BATCH; i++)
             status |= autoSymbol(lp, bf16, tokens, experts, experts, null, 0, topk, 1, 1, wp, ip, sp);
         },
-        { afterEach: sync },
-      )
-      .add(
+      ],
+      [
         "router.routeDevice (auto)",
         () => {
           for (let i = 0; i < BATCH; i++) routerAuto.routeDevice(logits, tokens, out, stream);
         },
-        { afterEach: sync },
-      );
-    bench.runSync();
-    check(status);
-    const tasks = bench.tasks.map((t) => {
-      const s = stats(t, BATCH);
-      return { name: t.name, usPerCall: s.p50, p99UsPerCall: s.p99, samples: s.samples, callsPerIteration: BATCH };
+      ],
+    ];
+    // perRound[t][r]: task t's per-call median in round r.
+    const perRound = tasks.map(() => [] as { p50: number; p99: number; samples: number }[]);
+    const roundMs = Math.max(50, timeMs / 2);
+    for (let round = 0; round < OVERHEAD_ROUNDS; round++) {
+      const order = tasks.map((_, t) => t);
+      if (round % 2) order.reverse();
+      const bench = new Bench({
+        time: roundMs,
+        warmup: round === 0,
+        warmupTime: Math.min(200, timeMs),
+        iterations: 32,
+        throws: true,
+      });
+      for (const t of order) bench.add(tasks[t]?.[0] as string, tasks[t]?.[1] as () => void, { afterEach: sync });
+      bench.runSync();
+      check(status);
+      for (const t of order) perRound[t]?.push(stats(bench.getTask(tasks[t]?.[0] as string), BATCH));
+    }
+    const results = tasks.map(([name], t) => {
+      const rounds = perRound[t] ?? [];
+      return {
+        name,
+        usPerCall: median(rounds.map((x) => x.p50)),
+        p99UsPerCall: median(rounds.map((x) => x.p99)),
+        samples: rounds.reduce((n, x) => n + x.samples, 0),
+        callsPerIteration: BATCH,
+      };
     });
-    const raw = tasks[0]?.usPerCall;
-    const ts = tasks[1]?.usPerCall;
+    const rawRounds = perRound[0] ?? [];
+    const tsRounds = perRound[1] ?? [];
+    const differencesUs = tsRounds.map((x, r) => x.p50 - (rawRounds[r]?.p50 ?? Number.NaN));
     return {
       tokens,
       experts,
       topk,
-      tasks,
-      differenceUs: raw !== undefined && ts !== undefined ? ts - raw : null,
+      tasks: results,
+      rounds: OVERHEAD_ROUNDS,
+      differencesUs,
+      differenceUs: differencesUs.length ? median(differencesUs) : null,
     };
   } finally {
     stream.synchronize();

@@ -206,7 +206,7 @@ export function evaluateTargets(r: BenchResults): TargetResult[] {
     targets.push(
       target(
         "ts-overhead",
-        `router.routeDevice (no sync) <= 1 us more than the raw ${fast} symbol call, T=1 (tinybench medians)`,
+        `router.routeDevice (no sync) <= 1 us more than the raw ${fast} symbol call, T=1 (tinybench medians, interleaved rounds)`,
         d ?? undefined,
         "<=",
         1,
@@ -457,7 +457,7 @@ function overheadTables(r: BenchResults): string {
       ),
     );
     parts.push(
-      `TS overhead (routeDevice - raw symbol): ${o.differenceUs === null ? "-" : `${o.differenceUs.toFixed(3)} us`}`,
+      `TS overhead (routeDevice - raw symbol${o.rounds ? `, median of ${o.rounds} interleaved rounds` : ""}): ${o.differenceUs === null ? "-" : `${o.differenceUs.toFixed(3)} us`}${o.differencesUs?.length ? ` (rounds: ${o.differencesUs.map((d) => d.toFixed(3)).join(", ")})` : ""}`,
     );
   }
   if (r.hostRoute.length)

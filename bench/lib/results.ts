@@ -58,9 +58,13 @@ export interface OverheadResult {
   tokens: number;
   experts: number;
   topk: number;
-  /** Per-call medians (us) of each tinybench task. */
+  /** Per-call medians (us) of each tinybench task: the median over the rounds of each round's p50 (p99). */
   tasks: { name: string; usPerCall: number; p99UsPerCall: number; samples: number; callsPerIteration: number }[];
-  /** routeDevice(warp) - raw topk_sigmoid_warp, us per call. */
+  /** Rounds of the four tasks, forward and reversed in turn (bench/lib/overhead.ts says why). */
+  rounds?: number;
+  /** Each round's routeDevice(fast) p50 - raw symbol p50, us per call. */
+  differencesUs?: number[];
+  /** The median of differencesUs: routeDevice(warp) - raw topk_sigmoid_warp, us per call. */
   differenceUs: number | null;
 }
 
