@@ -15,15 +15,10 @@ import { DtypeCode } from "../../ffi/status.ts";
 import { createRouter, DeviceBuffer, type Stream } from "../../mod.ts";
 import { makeLogits } from "../../tests/gpu_cases.ts";
 import type { HostRouteResult, OverheadResult } from "./results.ts";
+import { median } from "./util.ts";
 
 const BATCH = 32; // calls per tinybench iteration (far below the launch queue depth)
-export const OVERHEAD_ROUNDS = 6;
-
-const median = (values: number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
-};
+const OVERHEAD_ROUNDS = 6;
 
 function stats(task: Task | undefined, perIteration: number): { p50: number; p99: number; samples: number } {
   const r = task?.result;
@@ -60,7 +55,7 @@ export function measureCallOverhead(fast: "warp" | "gfx9", stream: Stream, timeM
     const bf16 = DtypeCode.bf16;
     let status = 0;
     const sync = () => stream.synchronize();
-    const tasks: [string, () => void][] = [
+    const tasks: (readonly [name: string, run: () => void])[] = [
       [
         `raw topk_sigmoid_${fast}`,
         () => {
@@ -101,10 +96,13 @@ export function measureCallOverhead(fast: "warp" | "gfx9", stream: Stream, timeM
         iterations: 32,
         throws: true,
       });
-      for (const t of order) bench.add(tasks[t]?.[0] as string, tasks[t]?.[1] as () => void, { afterEach: sync });
+      for (const t of order) {
+        const [name, run] = tasks[t] as (typeof tasks)[number];
+        bench.add(name, run, { afterEach: sync });
+      }
       bench.runSync();
       check(status);
-      for (const t of order) perRound[t]?.push(stats(bench.getTask(tasks[t]?.[0] as string), BATCH));
+      tasks.forEach(([name], t) => perRound[t]?.push(stats(bench.getTask(name), BATCH)));
     }
     const results = tasks.map(([name], t) => {
       const rounds = perRound[t] ?? [];
