@@ -452,6 +452,7 @@ int staged_blocks_per_sm() {
 // Returns whether it launched.
 template <int Dtype>
 bool launch_thread_staged(const ts_kernel_args& k, const ts_launch_stream& stream, int sms) {
+  if (k.experts != kStagedVectors * 8) return false;  // the kernel's rows are 16 vectors, E = 128
   const int per_sm = staged_blocks_per_sm();
   if (per_sm == 0) return false;
   const int64_t resident = static_cast<int64_t>(sms) * per_sm;

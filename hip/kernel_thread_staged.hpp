@@ -1,6 +1,6 @@
-// kernel_thread_staged.hpp: the largest batches of 16-bit logits without bias, k <= 8, E = 128 (it
-// takes E = 72..128; device_backend.hip, ts_thread_staged_pays, says why the others stay with the
-// thread select kernel) on rows of whole 16-byte vectors (NVIDIA sm_80+): ts_thread_route (one
+// kernel_thread_staged.hpp: the largest batches of 16-bit logits without bias, k <= 8, E = 128
+// only (device_backend.hip, ts_thread_staged_pays, says why E = 72..120 stay with the thread
+// select kernel) on rows of whole 16-byte vectors (NVIDIA sm_80+): ts_thread_route (one
 // thread per token, kernel_thread_select.hpp) on rows that the whole block copies into shared
 // memory first, tile by tile, in the order its warps route them.
 //
@@ -32,10 +32,12 @@
 #include "kernel_thread_select.hpp"
 
 constexpr int kStagedBlock = 256;
+// The row's vectors of 8 logits: the kernel runs for E = 128 only (ts_thread_staged_pays).
+constexpr int kStagedVectors = 16;
 constexpr int kStagedTiles = kStagedBlock / 32;  // one tile of 32 tokens per warp
 // The most tokens one block routes (the launch gives each block at most this many).
 constexpr int kStagedTokens = kStagedTiles * 32;
-constexpr int kStagedRowBytes = kThreadSelectVectors * 16;
+constexpr int kStagedRowBytes = kStagedVectors * 16;
 // The rows and one 8-byte mbarrier per tile.
 constexpr unsigned kStagedSharedBytes = kStagedTokens * kStagedRowBytes + kStagedTiles * 8;
 // Blocks per SM the compiler must leave registers for: 3 x 64 KB of shared memory fit an sm_90
@@ -80,14 +82,29 @@ __device__ __forceinline__ void ts_mbarrier_arrive_after_copies(uint32_t bar) {
 }
 
 // Returns once the mbarrier's phase of this parity has completed; its copies are then visible.
+// On sm_90 the warp sleeps in try_wait until the phase completes (or the hardware's time limit
+// passes, and it asks again); test_wait, the only form sm_80 has, returns at once, so a waiting
+// warp spins, taking issue slots from the routing warps of its scheduler. With the copy loop
+// below, this took the kernel from 5.72 M to 4.73 M warp instructions at T=65536 (H200, Nsight
+// Compute; BENCHMARKS.md 50).
 __device__ __forceinline__ void ts_mbarrier_wait(uint32_t bar, uint32_t parity) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile(
       "{\n"
       ".reg .pred done;\n"
-      "WAIT:\n"
+      "WAIT%=:\n"
+      "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+      "@!done bra WAIT%=;\n"
+      "}\n" ::"r"(bar),
+      "r"(parity)
+      : "memory");
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile(
+      "{\n"
+      ".reg .pred done;\n"
+      "WAIT%=:\n"
       "mbarrier.test_wait.parity.shared.b64 done, [%0], %1;\n"
-      "@!done bra WAIT;\n"
+      "@!done bra WAIT%=;\n"
       "}\n" ::"r"(bar),
       "r"(parity)
       : "memory");
@@ -148,32 +165,36 @@ __global__ void __launch_bounds__(kStagedBlock, kStagedBlocksPerSm) ts_thread_st
   const uint32_t rows = static_cast<uint32_t>(__cvta_generic_to_shared(ts_staged_shared));
   const uint32_t bars = ts_staged_bars(ts_staged_shared);
 
-  // The copies, tile-major: thread t copies vectors t and t + 256 of each tile (of its 32 x 16),
-  // 16 threads per row, so a warp's copy instruction reads two rows' contiguous bytes.
-  const int vectors = a.experts / 8;  // 9..16: vector_loads, E = 72..128
-  const uint16_t* const logits = static_cast<const uint16_t*>(a.logits) + first * a.row_stride;
-  for (int tile = 0; tile < tiles; ++tile) {
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const int q = h * kStagedBlock + static_cast<int>(threadIdx.x);
-      const int row = q >> 4, c = q & 15;
-      const int local = tile * 32 + row;
-      if (c < vectors && local < count)
-        ts_copy16_async(rows + static_cast<uint32_t>(local * kStagedRowBytes + ((c ^ (row & 7)) << 4)),
-                        logits + local * a.row_stride + c * 8);
-    }
+  // The copies, tile-major: thread t copies vector c = t % 16 of rows t / 16 and t / 16 + 16 of
+  // each tile (of its 32 x 16), 16 threads per row, so a warp's copy instruction reads two rows'
+  // contiguous bytes. Both places step by a whole tile from one tile to the next, so the loop only
+  // adds: computed afresh for every tile, the two copies' addresses, bounds and swizzles took about
+  // 55 instructions a tile in every thread (sm_80 SASS), while a thread routes in about 1400.
+  const int c = static_cast<int>(threadIdx.x) & 15, row = static_cast<int>(threadIdx.x) >> 4;
+  const uint16_t* src = static_cast<const uint16_t*>(a.logits) + (first + row) * a.row_stride + c * 8;
+  const int64_t src_half = 16 * a.row_stride, src_tile = 32 * a.row_stride;
+  // Rows row and row + 16 share row & 7, so their swizzled places differ by 16 rows.
+  uint32_t dst = rows + static_cast<uint32_t>(row * kStagedRowBytes + ((c ^ (row & 7)) << 4));
+  constexpr uint32_t kDstHalf = 16u * kStagedRowBytes, kDstTile = 32u * kStagedRowBytes;
+  for (int tile = 0, local = row; tile < tiles; ++tile, local += 32) {
+    if (local < count) ts_copy16_async(dst, src);
+    if (local + 16 < count) ts_copy16_async(dst + kDstHalf, src + src_half);
     ts_mbarrier_arrive_after_copies(bars + 8u * static_cast<uint32_t>(tile));
+    src += src_tile;
+    dst += kDstTile;
   }
 
   const int warp = static_cast<int>(threadIdx.x) >> 5, lane = static_cast<int>(threadIdx.x) & 31;
   if (warp >= tiles) return;
   ts_mbarrier_wait(bars + 8u * static_cast<uint32_t>(warp), 0u);
-  const int local = warp * 32 + lane;
-  if (local >= count) return;
-  const unsigned char* const row = ts_staged_shared + local * kStagedRowBytes;
+  const int local_token = warp * 32 + lane;
+  if (local_token >= count) return;
+  const unsigned char* const staged_row = ts_staged_shared + local_token * kStagedRowBytes;
   const int place = lane & 7;
-  ts_thread_route<Dtype>(a, vectors, first + local, ts_thread_vector_stores(a), [row, place](int c) {
-    return *reinterpret_cast<const uint4*>(row + ((c ^ place) << 4));
+  // E = 128 only (ts_thread_staged_pays): the row's 16 vectors at compile time, so the route's
+  // tests of the row's length fold away.
+  ts_thread_route<Dtype>(a, kStagedVectors, first + local_token, ts_thread_vector_stores(a), [staged_row, place](int v) {
+    return *reinterpret_cast<const uint4*>(staged_row + ((v ^ place) << 4));
   });
 }
 #endif  // TS_PLATFORM_CUDA
