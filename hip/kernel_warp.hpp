@@ -204,28 +204,53 @@ __device__ __forceinline__ uint32_t ts_sign_halves(uint32_t x) {
 #endif
 }
 
+// Per 16-bit half of x: x with -0 made +0 and every NaN made 0xffff, so that the plain orderable
+// transform of ts_split_ord16x2 sends -0 onto +0 and every NaN to 0. On sm_80+ the zeros go by a
+// float addition of +0 (exact for every other value; a NaN comes out as some NaN) on the FMA pipe;
+// on sm_90 the NaNs by one packed float compare, elsewhere by an integer add that cannot carry
+// between the halves: |h| + (0x7fff - inf) reaches bit 15 exactly when |h| > inf.
+template <int Dtype>
+__device__ __forceinline__ uint32_t ts_split_canonical16x2(uint32_t x) {
+  [[maybe_unused]] constexpr uint32_t kInf = ts_keys16<Dtype>::kInfBits;
+#if defined(TS_PLATFORM_CUDA) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  uint32_t y, nan;
+  if constexpr (Dtype == TS_DTYPE_BF16) {
+    asm("fma.rn.bf16x2 %0, %1, %2, %3;" : "=r"(y) : "r"(x), "r"(0x3f803f80u), "r"(0u));  // x * 1 + 0
+#if __CUDA_ARCH__ >= 900
+    asm("set.nan.u32.bf16x2 %0, %1, %1;" : "=r"(nan) : "r"(x));
+#else
+    nan = ts_sign_halves((x & 0x7fff7fffu) + (0x7fffu - kInf) * 0x00010001u);
+#endif
+  } else {
+    asm("add.rn.f16x2 %0, %1, %2;" : "=r"(y) : "r"(x), "r"(0u));
+    asm("set.nan.u32.f16x2 %0, %1, %1;" : "=r"(nan) : "r"(x));
+  }
+  return y | nan;
+#else
+  const uint32_t nan = ts_sign_halves((x & 0x7fff7fffu) + (0x7fffu - kInf) * 0x00010001u);
+  const uint32_t lo = (x & 0xffffu) == 0x8000u ? 0u : (x & 0xffffu);
+  const uint32_t hi = (x >> 16) == 0x8000u ? 0u : (x >> 16);
+  return (lo | (hi << 16)) | nan;
+#endif
+}
+
 // The orderable form of two 16-bit floats (element 2i in the low half) of the split family's
 // kernels and the warp kernel's Small form: the same order as ts_ord16x2 (NaN at the bottom, -0
-// equal to +0) in eight word operations instead of about twelve. Negatives are negated instead of
-// complemented, which puts -0 on +0's value with no test of its own, and NaNs are found with one
-// add that cannot carry between the halves. A negative's value is one above ts_ord16x2's, so keys
-// are read back with ts_split_value_of.
+// equal to +0). From ts_split_canonical16x2's halves: positives get the top bit set, negatives
+// are complemented (0x8000 | m -> 0x7fff - m, -inf 0x007f), and a NaN's 0xffff becomes 0. Five
+// word operations, three of them on the ALU pipe (sm_90), where the form before this took eight
+// ALU ones (the integer tests of -0 and NaN); its keys are read back with ts_split_value_of.
 // tests/split_keys_check.cu checks both against ts_ord16 / ts_keys16 on every input.
 template <int Dtype>
 __device__ __forceinline__ uint32_t ts_split_ord16x2(uint32_t x) {
-  constexpr uint32_t kInf = ts_keys16<Dtype>::kInfBits;
-  const uint32_t neg = ts_sign_halves(x);  // 0xffff per negative half
-  // Positive h: h | 0x8000. Negative h = 0x8000 | m: 0x8000 - m (m = 0 is -0: 0x8000, as +0).
-  const uint32_t ord = (x ^ (neg | 0x80008000u)) + (neg & 0x00010001u);
-  // |h| + (0x7fff - inf) reaches bit 15 exactly when |h| > inf (a NaN); at most 0x83fe per half.
-  const uint32_t nan = ts_sign_halves((x & 0x7fff7fffu) + (0x7fffu - kInf) * 0x00010001u);
-  return ord & ~nan;
+  const uint32_t y = ts_split_canonical16x2<Dtype>(x);
+  return y ^ (ts_sign_halves(y) | 0x80008000u);
 }
 
 // The 16-bit float behind the orderable half ord of a key built from ts_split_ord16x2 (ord > 0;
 // +0 for either zero).
 __host__ __device__ __forceinline__ uint16_t ts_split_half_of(uint32_t ord) {
-  return static_cast<uint16_t>(ord >= 0x8000u ? ord & 0x7fffu : (0x10000u - ord) & 0xffffu);
+  return static_cast<uint16_t>(ord >= 0x8000u ? ord & 0x7fffu : ord ^ 0xffffu);
 }
 
 // The logit inside a key built from ts_split_ord16x2 (NaN for NaN, +0 for either zero), the
