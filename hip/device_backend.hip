@@ -505,9 +505,18 @@ void launch_split_shape(const ts_kernel_args& k, const ts_launch_stream& stream,
         args.l2_hint = 1;
       }
     }
-  } else if constexpr (Select) kernel = hint ? ts_vector_select_kernel<Policy, Dtype, W, V, true>
-                                           : ts_vector_select_kernel<Policy, Dtype, W, V, false>;
-  else kernel = hint ? ts_split_kernel<Policy, Dtype, W, V, true> : ts_split_kernel<Policy, Dtype, W, V, false>;
+  } else if constexpr (Select) {
+    // Full (rows that fill the shape) where it gained: H200, graph replay, T=65536 bf16 k=8,
+    // interleaved, three rounds: E256 14.65-14.78 -> 14.40-14.57 us, E384 18.69-18.71 ->
+    // 18.38-18.41; E512 lost (23.80-23.91 -> 24.09-24.30), so 4 x 128 keeps the tests.
+    constexpr bool kFullPays = W == 4 && (V == 64 || V == 96);
+    if (kFullPays && k.experts == W * V) kernel = hint ? ts_vector_select_kernel<Policy, Dtype, W, V, true, kFullPays>
+                                                       : ts_vector_select_kernel<Policy, Dtype, W, V, false, kFullPays>;
+    else kernel = hint ? ts_vector_select_kernel<Policy, Dtype, W, V, true>
+                       : ts_vector_select_kernel<Policy, Dtype, W, V, false>;
+  } else {
+    kernel = hint ? ts_split_kernel<Policy, Dtype, W, V, true> : ts_split_kernel<Policy, Dtype, W, V, false>;
+  }
   ts_launch(kernel, grid, threads, 0, stream, args);
 }
 

@@ -201,8 +201,11 @@ __device__ __forceinline__ void ts_choose_vectors(const Group& group, const uint
   }
 }
 
-// Hint: as the split kernel's (ts_kernel_args::l2_hint; launch_split_shape).
-template <class Policy, int Dtype, int W, int V, bool Hint>
+// Hint: as the split kernel's (ts_kernel_args::l2_hint; launch_split_shape). Full: for launches
+// whose rows fill the shape (E = W * V: 128, 256, 384, 512), where the tests of each vector
+// against the row's end fold away: two to three ALU instructions a vector in pass 1 and in the
+// loads.
+template <class Policy, int Dtype, int W, int V, bool Hint, bool Full = false>
 __global__ void __launch_bounds__(kSplitBlock, (ts_vector_select_blocks_per_sm<W, V>()))
     ts_vector_select_kernel(const ts_kernel_args a) {
   ts_prefetch_first_row<uint16_t, W, Hint>(a);
@@ -215,14 +218,15 @@ __global__ void __launch_bounds__(kSplitBlock, (ts_vector_select_blocks_per_sm<W
   const int tokens_per_block = static_cast<int>(blockDim.x) / W;
   const int lane = static_cast<int>(threadIdx.x) & (W - 1);
   const typename Policy::template Group<W> group(static_cast<int>(threadIdx.x % TS_WAVE));
-  const int vectors = a.experts / 8;  // vector_loads: E is a multiple of 8
+  const int experts = Full ? W * V : a.experts;
+  const int vectors = experts / 8;  // vector_loads: E is a multiple of 8
   const int64_t stride = static_cast<int64_t>(gridDim.x) * tokens_per_block;
   const uint16_t* const logits = static_cast<const uint16_t*>(a.logits);
   for (int64_t token = static_cast<int64_t>(blockIdx.x) * tokens_per_block + static_cast<int>(threadIdx.x) / W;
        token < a.tokens; token += stride) {  // uniform within a group
     const uint16_t* const row = logits + token * a.row_stride;
     uint32_t words[V / 2];
-    ts_split_load<W, V>(row, lane, a.experts, words);
+    ts_split_load<W, V>(row, lane, experts, words);
 
     // Pass 1: the vectors this lane re-reads, from the group's best 8 vector keys.
     Key vkeys[kSortKeys];
