@@ -206,9 +206,11 @@ __device__ __forceinline__ uint32_t ts_sign_halves(uint32_t x) {
 
 // Per 16-bit half of x: x with -0 made +0 and every NaN made 0xffff, so that the plain orderable
 // transform of ts_split_ord16x2 sends -0 onto +0 and every NaN to 0. On sm_80+ the zeros go by a
-// float addition of +0 (exact for every other value; a NaN comes out as some NaN) on the FMA pipe;
-// on sm_90 the NaNs by one packed float compare, elsewhere by an integer add that cannot carry
-// between the halves: |h| + (0x7fff - inf) reaches bit 15 exactly when |h| > inf.
+// float addition of +0 (exact for every other value; a NaN comes out as some NaN) on the FMA pipe,
+// and the NaNs by one packed float compare (bf16 from sm_90, fp16 from sm_80). Elsewhere (sm_80
+// bf16, HIP) the NaNs go by an integer add that cannot carry between the halves: |h| + (0x7fff -
+// inf) reaches bit 15 exactly when |h| > inf. The HIP branch is compiled, not run here (no AMD GPU);
+// tests/split_keys_check.cu runs the sm_90 and sm_80 ones.
 template <int Dtype>
 __device__ __forceinline__ uint32_t ts_split_canonical16x2(uint32_t x) {
   [[maybe_unused]] constexpr uint32_t kInf = ts_keys16<Dtype>::kInfBits;
