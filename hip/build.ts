@@ -69,12 +69,17 @@ function cpuHasFma(): boolean {
   }
 }
 
-function buildHost(name: string, extra: string[], linkExtra: string[] = []): void {
+function hostCxx(): string {
   const cxx = process.env.CXX ?? which("g++") ?? which("c++") ?? which("clang++");
   if (!cxx) {
     console.error("build: no C++ compiler (g++, c++ or clang++) on PATH; install one (Debian: apt-get install g++)");
     process.exit(1);
   }
+  return cxx;
+}
+
+function buildHost(name: string, extra: string[], linkExtra: string[] = []): void {
+  const cxx = hostCxx();
   const out = join(libDir, name);
   // The library runs where it is built, so use the CPU's fma unit when it has one; fmaf is a
   // single rounding either way, so the bits do not change.
@@ -94,6 +99,22 @@ function buildHost(name: string, extra: string[], linkExtra: string[] = []): voi
     ...linkExtra,
   ]);
   console.log(`build: ${out.replace(`${root}/`, "")}`);
+}
+
+// The weight table's initializer (hip/weight_table.hpp) as dir/weight_table.inc: the generator is
+// compiled with the host compiler and the host backend's flags, so it computes the host's bits.
+function generateWeightTable(dir: string): void {
+  const generator = join(dir, "weight_table_gen");
+  must("weight table generator", [
+    hostCxx(),
+    ...commonCxx,
+    ...warnings,
+    "-O2",
+    "-o",
+    generator,
+    join(hipDir, "weight_table_gen.cpp"),
+  ]);
+  must("weight table", [generator, join(dir, "weight_table.inc")]);
 }
 
 function buildCuda(nvcc: string): void {
@@ -120,8 +141,9 @@ function buildCuda(nvcc: string): void {
     ...(werror ? ["-Werror", "all-warnings"] : []),
     ...gencode,
   ];
+  generateWeightTable(objDir);
   const gpuObj = join(objDir, "device_backend.o");
-  must("CUDA kernels", [nvcc, ...nvccFlags, "-x", "cu", "-c", gpuSource, "-o", gpuObj]);
+  must("CUDA kernels", [nvcc, ...nvccFlags, "-I", objDir, "-x", "cu", "-c", gpuSource, "-o", gpuObj]);
   const hostObjs = hostSources.map((src) => {
     const obj = join(objDir, `${src.split("/").pop()}.o`);
     must(`host object ${src}`, [nvcc, ...nvccFlags, "-x", "c++", "-c", src, "-o", obj]);

@@ -19,6 +19,7 @@
 #include "kernel_vector_select.hpp"
 #include "kernel_warp.hpp"
 #include "status.h"
+#include "weight_table_data.hpp"
 #if defined(TS_PLATFORM_HIP)
 #include "crosslane_dpp.hpp"
 #endif

@@ -21,6 +21,7 @@
 #define TOPK_SIGMOID_KERNEL_SPLIT_HPP
 
 #include "kernel_warp.hpp"
+#include "weight_table.hpp"
 
 constexpr int kSplitBlock = 256;
 // The smallest block the split family launches (launch_split_shape halves kSplitBlock down to it
@@ -97,12 +98,6 @@ __device__ __forceinline__ Key ts_split_pick(const Key (&top)[8], int lane, int 
   return cand[0];
 }
 
-// The logit inside a key built from ts_split_ord16x2, for ts_split_epilogue.
-template <int Dtype>
-struct ts_split_logit {
-  __device__ float operator()(uint32_t key) const { return ts_split_value_of<Dtype>(key); }
-};
-
 // The rank-order sum of a group's 8 weights, lane l holding ranks l * R .. l * R + R - 1 in w:
 // each rank's weight read from its lane in turn, the first k added in rank order (the same
 // additions in the same order as every backend).
@@ -119,13 +114,12 @@ __device__ __forceinline__ float ts_split_rank_order_sum(const Group& group, con
 
 // The split family's epilogue, for a token whose best 8 keys (sorted, ts_split_ord16x2's kind)
 // every lane of the group holds: lane l takes ranks l * R .. l * R + R - 1 (R = 8 / W, at least
-// one), computes their weights from LogitOf(key), reads the others' over the group in rank order
+// one), looks their weights up (weight_table.hpp), reads the others' over the group in rank order
 // for the renormalisation's sum (the same additions in the same order as every backend) and
 // stores its ranks.
-template <int W, class Group, class LogitOf>
+template <int W, int Dtype, class Group>
 __device__ __forceinline__ void ts_split_epilogue(const ts_kernel_args& a, const Group& group,
-                                                  const uint32_t (&top)[8], int lane, int64_t token,
-                                                  LogitOf logit_of) {
+                                                  const uint32_t (&top)[8], int lane, int64_t token) {
   constexpr int kRanks = 8 / W > 0 ? 8 / W : 1;
   const int k = a.k;
   uint32_t mine[kRanks];
@@ -133,7 +127,7 @@ __device__ __forceinline__ void ts_split_epilogue(const ts_kernel_args& a, const
 #pragma unroll
   for (int i = 0; i < kRanks; ++i) {
     mine[i] = ts_split_pick<kRanks>(top, lane, i);
-    w[i] = ts_weight_of_logit(logit_of(mine[i]));
+    w[i] = ts_weight_of_ord<Dtype>(mine[i] >> 16);
   }
   float sum = 0.0f;
   if (a.renormalize) sum = ts_split_rank_order_sum<W, kRanks>(group, w, k);  // uniform
@@ -182,7 +176,7 @@ __global__ void __launch_bounds__(kSplitBlock, kSplitBlocksPerSm) ts_split_kerne
     ts_best8_desc(keys, top);
     ts_butterfly_topk<W>(group, top);  // every lane of the group: the token's best 8, sorted
 
-    ts_split_epilogue<W>(a, group, top, lane, token, ts_split_logit<Dtype>());
+    ts_split_epilogue<W, Dtype>(a, group, top, lane, token);
   }
 }
 

@@ -569,7 +569,7 @@ __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_s
           ts_split_bias_exact<Dtype>(row, expert[i], bias_exact, mine[i], w[i]);
         } else {
           mine[i] = 1;
-          w[i] = ts_weight_of_logit_branchless(ts_split_bias_logit<Dtype>(row[expert[i]], 0));
+          w[i] = ts_weight_of_ord<Dtype>(ts_split_ord16x2<Dtype>(row[expert[i]]) & 0xffffu);  // weight_table.hpp
         }
       }
     }

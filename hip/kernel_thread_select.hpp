@@ -46,18 +46,20 @@ __device__ __forceinline__ void ts_sorted_vector_keys(const uint4& v, uint32_t c
   ts_sort_desc<8>(keys);
 }
 
-// One token's weights and indices from its best 8 keys, sorted: the renormalisation's sum in
-// rank order (the same additions as every backend), the eight divisions without the IEEE
-// division's branch where that gives its bits (ts_division_in_range, checked once: the eight
-// checks and branches held 18% of a draft's stall samples, though removing them changed no
-// time), two 16-byte stores of each output where k = 8 and they allow it.
+// One token's weights and indices from its best 8 keys, sorted: the weights looked up
+// (weight_table.hpp), the renormalisation's sum in rank order (the same additions as every
+// backend), the eight divisions without the IEEE division's branch where that gives its bits
+// (ts_division_in_range, checked once: the eight checks and branches held 18% of a draft's stall
+// samples, though removing them changed no time) and from one reciprocal of the sum, two 16-byte
+// stores of each output where k = 8 and they allow it. The lookups and the one reciprocal took
+// the benchmark's T=65536 E128 from 8.34 to 7.68 us (H200; BENCHMARKS.md, 53).
 template <int Dtype>
 __device__ __forceinline__ void ts_thread_epilogue(const ts_kernel_args& a, const uint32_t (&top)[8], int64_t token,
                                                    bool vector_stores) {
   const int k = a.k;
   float w[8];
 #pragma unroll
-  for (int r = 0; r < 8; ++r) w[r] = ts_weight_of_logit_branchless(ts_vector_select_logit<Dtype>()(top[r]));
+  for (int r = 0; r < 8; ++r) w[r] = ts_weight_of_ord<Dtype>(top[r] >> 16);
   float sum = 0.0f;
   bool in_range = true;
   if (a.renormalize) {  // uniform
@@ -68,8 +70,10 @@ __device__ __forceinline__ void ts_thread_epilogue(const ts_kernel_args& a, cons
   }
   float out[8];
   if (in_range || sum == 0.0f) {
+    const float reciprocal = ts_reciprocal_refined(sum);
 #pragma unroll
-    for (int r = 0; r < 8; ++r) out[r] = ts_final_weight_branchless(w[r], sum, a.renormalize != 0, a.scale);
+    for (int r = 0; r < 8; ++r)
+      out[r] = ts_final_weight_of_reciprocal(w[r], sum, reciprocal, a.renormalize != 0, a.scale);
   } else {
 #pragma unroll
     for (int r = 0; r < 8; ++r) out[r] = ts_final_weight(w[r], sum, true, a.scale);

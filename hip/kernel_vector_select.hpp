@@ -58,29 +58,6 @@ __device__ __forceinline__ uint32_t ts_vector_max_pair(const uint4& a, const uin
   return ts_max16x2<Dtype>(__byte_perm(ma, mb, 0x5410), __byte_perm(ma, mb, 0x7632));
 }
 
-// The logit inside a key (ts_split_value_of's value) with the hardware's exact f16 -> f32
-// conversion: in a one-token-per-lane draft of this kernel, eight unrolled ts_split_value_of,
-// whose software f16 conversion loops over a subnormal's bits, made nvcc 13.0's cicc crash (a
-// segmentation fault).
-template <int Dtype>
-struct ts_vector_select_logit {
-  __device__ float operator()(uint32_t key) const {
-    const uint32_t ord = key >> 16;
-    const uint16_t h = ts_split_half_of(ord);
-    float x;
-#if defined(TS_PLATFORM_CUDA) && defined(__CUDA_ARCH__)
-    if constexpr (Dtype == TS_DTYPE_BF16) {
-      x = ts_bits_float(static_cast<uint32_t>(h) << 16);
-    } else {
-      asm("cvt.f32.f16 %0, %1;" : "=f"(x) : "h"(h));
-    }
-#else
-    x = ts_input<Dtype>::to_float(h);
-#endif
-    return ord == 0u ? ts_bits_float(0x7fc00000u) : x;
-  }
-};
-
 // Whether E > 256 takes 4 lanes per token rather than 8. Four lanes run two exchanges per
 // butterfly instead of three (at 8 lanes the two butterflies were about 190 of 416 ALU operations
 // per lane), for a best 8 of 16 where 8 lanes sort 8, about 25% fewer ALU operations per token;
@@ -255,7 +232,7 @@ __global__ void __launch_bounds__(kSplitBlock, (ts_vector_select_blocks_per_sm<W
     ts_best8_desc(keys, top);
     ts_butterfly_topk<W>(group, top);  // every lane of the group: the token's best 8, sorted
 
-    ts_split_epilogue<W>(a, group, top, lane, token, ts_vector_select_logit<Dtype>());
+    ts_split_epilogue<W, Dtype>(a, group, top, lane, token);
   }
 }
 

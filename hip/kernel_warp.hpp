@@ -249,12 +249,6 @@ __device__ __forceinline__ uint32_t ts_split_ord16x2(uint32_t x) {
   return y ^ (ts_sign_halves(y) | 0x80008000u);
 }
 
-// The 16-bit float behind the orderable half ord of a key built from ts_split_ord16x2 (ord > 0;
-// +0 for either zero).
-__host__ __device__ __forceinline__ uint16_t ts_split_half_of(uint32_t ord) {
-  return static_cast<uint16_t>(ord >= 0x8000u ? ord & 0x7fffu : ord ^ 0xffffu);
-}
-
 // The logit inside a key built from ts_split_ord16x2 (NaN for NaN, +0 for either zero), the
 // value ts_keys16::value_of gives for the same expert's exact key.
 template <int Dtype>

@@ -47,6 +47,14 @@ struct ts_keys<TS_DTYPE_BF16, false> : ts_keys16<TS_DTYPE_BF16> {};
 template <>
 struct ts_keys<TS_DTYPE_F16, false> : ts_keys16<TS_DTYPE_F16> {};
 
+// The 16-bit float behind the orderable half ord of a key built from ts_split_ord16x2
+// (kernel_warp.hpp; ord > 0; +0 for either zero; ord 0, a NaN's, gives the NaN 0xffff). Here
+// rather than with ts_split_ord16x2 because the weight table's generator (weight_table_gen.cpp)
+// runs it on the host.
+TS_HD uint16_t ts_split_half_of(uint32_t ord) {
+  return static_cast<uint16_t>(ord >= 0x8000u ? ord & 0x7fffu : ord ^ 0xffffu);
+}
+
 // Offers key to list[0..k), kept in descending order (k >= 1, empty slots 0): it goes in at its
 // rank and the smallest falls off. The host backend (per row) and the generic GPU kernel (per
 // thread) keep their running top-k this way.

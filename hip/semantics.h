@@ -101,17 +101,28 @@ TS_HD float ts_sigmoid(float x) {
 //  - operands for which ts_division_in_range holds (below); the same program compares the two
 //    divisions on about 10^9 such pairs.
 // gpu.test.ts requires 0 differences from both.
-TS_HD float ts_division_branchless(float n, float d) {
+// Its two halves, for several quotients of one divisor (a token's renormalisation): the
+// divisor's refined reciprocal once, then each quotient from it, the same operations in the same
+// order, so the same bits as ts_division_branchless(n, d).
+TS_HD float ts_reciprocal_refined(float d) {
 #if defined(__CUDA_ARCH__)
   float r;
   asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(d));
-  r = TS_FMA(r, TS_FMA(-d, r, 1.0f), r);
+  return TS_FMA(r, TS_FMA(-d, r, 1.0f), r);
+#else
+  return d;  // unused: the host divides
+#endif
+}
+TS_HD float ts_quotient_of_reciprocal(float n, float d, float r) {
+#if defined(__CUDA_ARCH__)
   const float q = TS_MUL(n, r);
   return TS_FMA(TS_FMA(-d, q, n), r, q);
 #else
+  (void)r;
   return TS_DIV(n, d);
 #endif
 }
+TS_HD float ts_division_branchless(float n, float d) { return ts_quotient_of_reciprocal(n, d, ts_reciprocal_refined(d)); }
 
 // The routed weight of a chosen expert: its score, 0 for a NaN logit. The _of_score forms take
 // score = ts_sigmoid(x) already computed, for callers that need both the weight and the
@@ -147,9 +158,10 @@ TS_HD bool ts_division_in_range(float n, float d) {
   return (ts_float_bits(n) == 0u || (n >= 0x1p-60f && n <= 0x1p60f)) && d >= 0x1p-60f && d <= 0x1p60f;
 }
 // ts_final_weight through ts_division_branchless, where !renormalize, sum == 0 or
-// ts_division_in_range(w, sum).
-TS_HD float ts_final_weight_branchless(float w, float sum, bool renormalize, float scale) {
-  const float v = (renormalize && sum != 0.0f) ? ts_division_branchless(w, sum) : w;
+// ts_division_in_range(w, sum), with the sum's reciprocal given (ts_reciprocal_refined(sum),
+// computed once per token).
+TS_HD float ts_final_weight_of_reciprocal(float w, float sum, float reciprocal, bool renormalize, float scale) {
+  const float v = (renormalize && sum != 0.0f) ? ts_quotient_of_reciprocal(w, sum, reciprocal) : w;
   return TS_MUL(v, scale);
 }
 

@@ -450,6 +450,46 @@ gpuDescribe("GPU backends are byte-identical to the host backend", () => {
     expect(noBias16Sweep(sweep)).toBeUndefined();
   }, 300_000);
 
+  // The kernels without bias that finish a token after its selection (staged, thread select,
+  // vector select, split) and the split bias kernel's winners look their weights up in a table
+  // generated at build time (hip/weight_table.hpp). Here every 16-bit value is one of some row's
+  // eight winners (row t holds values 8t .. 8t + 7 in eight different slots, the rest of the row
+  // NaN, which ranks last; with a bias of 0 the same eight win), both dtypes, with the weights as
+  // looked up and renormalised. The kernel named is the one the dispatch takes on a card of 132 SMs.
+  test("weight table: every 16-bit value a winner (staged, thread select, vector select, split, split bias)", () => {
+    const sms = info?.multiprocessors ?? 132;
+    const large = Math.max(480 * sms + 11, 8192);
+    const cases = [
+      { experts: 128, tokens: large, bias: false }, // staged
+      { experts: 96, tokens: large, bias: false }, // thread select
+      { experts: 256, tokens: large, bias: false }, // vector select
+      { experts: 128, tokens: Math.max(63 * sms, 8192), bias: false }, // split (4 lanes)
+      { experts: 128, tokens: large, bias: true }, // split bias (Hint form)
+      { experts: 384, tokens: large, bias: true }, // split bias (vector selection)
+    ];
+    for (const { experts, tokens, bias } of cases) {
+      const width = experts / 8;
+      for (const dtype of ["bf16", "f16"] as const) {
+        const logits = new Uint16Array(tokens * experts).fill(dtype === "bf16" ? 0x7fc0 : 0x7e00);
+        for (let t = 0; t < tokens; t++)
+          for (let j = 0; j < 8; j++)
+            logits[t * experts + j * width + ((5 * t + 3 * j) % width)] = (8 * t + j) & 0xffff;
+        for (const renormalize of [false, true]) {
+          const base = {
+            experts,
+            topk: 8,
+            dtype,
+            renormalize,
+            scale: 1,
+            rowStride: experts,
+            ...(bias ? { bias: new Float32Array(experts) } : {}),
+          };
+          expect(warpAndAutoDifference(base, logits, tokens)).toBeUndefined();
+        }
+      }
+    }
+  }, 600_000);
+
   // With a bias the same large batches rank on a cheap score first and compute exact scores only
   // for the candidates near the k-th (hip/bias_prefilter.hpp, NVIDIA); its result must still be
   // the host's bytes, on rows and biases built to sit within a few ulps of the k-th place. From
