@@ -410,12 +410,12 @@ void launch_thread_select(const ts_kernel_args& k, const ts_launch_stream& strea
 std::once_flag g_staged_once[kMaxDevices];
 int g_staged_blocks_per_sm[kMaxDevices];
 
-template <int Dtype>
+template <int Dtype, bool K8>
 int staged_blocks_per_sm_of() {
   int blocks = 0;
-  if (cudaFuncSetAttribute(ts_thread_staged_kernel<Dtype>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+  if (cudaFuncSetAttribute(ts_thread_staged_kernel<Dtype, K8>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                            static_cast<int>(kStagedSharedBytes)) != cudaSuccess ||
-      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, ts_thread_staged_kernel<Dtype>, kStagedBlock,
+      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, ts_thread_staged_kernel<Dtype, K8>, kStagedBlock,
                                                     kStagedSharedBytes) != cudaSuccess) {
     (void)cudaGetLastError();
     return 0;
@@ -430,8 +430,12 @@ int staged_blocks_per_sm() {
     return 0;
   }
   std::call_once(g_staged_once[device], [device] {
-    const int bf16 = staged_blocks_per_sm_of<TS_DTYPE_BF16>(), f16 = staged_blocks_per_sm_of<TS_DTYPE_F16>();
-    g_staged_blocks_per_sm[device] = arch_of(device).major >= 8 ? (bf16 < f16 ? bf16 : f16) : 0;
+    // The fewest over the four kernels (two dtypes, with and without K8), each one's limit raised.
+    const int each[4] = {staged_blocks_per_sm_of<TS_DTYPE_BF16, false>(), staged_blocks_per_sm_of<TS_DTYPE_BF16, true>(),
+                         staged_blocks_per_sm_of<TS_DTYPE_F16, false>(), staged_blocks_per_sm_of<TS_DTYPE_F16, true>()};
+    int fewest = each[0];
+    for (int b : each) fewest = b < fewest ? b : fewest;
+    g_staged_blocks_per_sm[device] = arch_of(device).major >= 8 ? fewest : 0;
   });
   return g_staged_blocks_per_sm[device];
 }
@@ -470,8 +474,9 @@ bool launch_thread_staged(const ts_kernel_args& k, const ts_launch_stream& strea
   // T=131072 (8 tiles, two waves) 18.95-19.05 / 18.53-18.60 / 17.14-17.15 / 18.19.
   const int64_t tiles = ((k.tokens + grid - 1) / grid + 31) / 32;
   args.l2_hint = stream.dependent ? (tiles >= kStagedTiles ? 3 : 2) : 0;
-  ts_launch(ts_thread_staged_kernel<Dtype>, static_cast<unsigned>(grid), kStagedBlock, kStagedSharedBytes, stream,
-            args);
+  void (*kernel)(ts_kernel_args) =
+      ts_thread_vector_stores(k) ? ts_thread_staged_kernel<Dtype, true> : ts_thread_staged_kernel<Dtype, false>;
+  ts_launch(kernel, static_cast<unsigned>(grid), kStagedBlock, kStagedSharedBytes, stream, args);
   return true;
 }
 

@@ -52,11 +52,12 @@ __device__ __forceinline__ void ts_sorted_vector_keys(const uint4& v, uint32_t c
 // (ts_division_in_range, checked once: the eight checks and branches held 18% of a draft's stall
 // samples, though removing them changed no time) and from one reciprocal of the sum, two 16-byte
 // stores of each output where k = 8 and they allow it. The lookups and the one reciprocal took
-// the benchmark's T=65536 E128 from 8.34 to 7.68 us (H200; BENCHMARKS.md, 53).
-template <int Dtype>
+// the benchmark's T=65536 E128 from 8.34 to 7.68 us (H200; BENCHMARKS.md, 53). K8: the launch
+// promises k = 8 and 16-byte aligned outputs, so the tests of k and the scalar stores fold away.
+template <int Dtype, bool K8>
 __device__ __forceinline__ void ts_thread_epilogue(const ts_kernel_args& a, const uint32_t (&top)[8], int64_t token,
                                                    bool vector_stores) {
-  const int k = a.k;
+  const int k = K8 ? 8 : a.k;
   float w[8];
 #pragma unroll
   for (int r = 0; r < 8; ++r) w[r] = ts_weight_of_ord<Dtype>(top[r] >> 16);
@@ -65,8 +66,15 @@ __device__ __forceinline__ void ts_thread_epilogue(const ts_kernel_args& a, cons
   if (a.renormalize) {  // uniform
 #pragma unroll
     for (int r = 0; r < 8; ++r) sum = r < k ? TS_ADD(sum, w[r]) : sum;
+    // With k = 8 the weights' table is non-decreasing in the key (weight_table_gen.cpp checks it),
+    // so w[7] is the least of the eight, all are at most 1 and the sum at most 8: where w[7] >=
+    // 2^-60, ts_division_in_range holds for every rank without testing each.
+    in_range = K8 && w[7] >= 0x1p-60f;
+    if (!in_range) {
+      in_range = true;
 #pragma unroll
-    for (int r = 0; r < 8; ++r) in_range = in_range && (r >= k || ts_division_in_range(w[r], sum));
+      for (int r = 0; r < 8; ++r) in_range = in_range && (r >= k || ts_division_in_range(w[r], sum));
+    }
   }
   float out[8];
   if (in_range || sum == 0.0f) {
@@ -82,7 +90,7 @@ __device__ __forceinline__ void ts_thread_epilogue(const ts_kernel_args& a, cons
 #pragma unroll
   for (int r = 0; r < 8; ++r) index[r] = static_cast<int32_t>(ts_key_index(top[r]));
   const int64_t o = token * k;
-  if (vector_stores) {  // uniform: k = 8, both outputs 16-byte aligned
+  if (K8 || vector_stores) {  // uniform: k = 8, both outputs 16-byte aligned
     float4* const wv = reinterpret_cast<float4*>(a.weights + o);
     int4* const iv = reinterpret_cast<int4*>(a.indices + o);
     wv[0] = make_float4(out[0], out[1], out[2], out[3]);
@@ -116,7 +124,7 @@ __device__ __forceinline__ void ts_merge_ranked_vectors(const uint4 (&v)[8], con
 // One token routed from its row, vector c of which (8 logits, 16 bytes) load(c) returns: the
 // rows of ts_thread_select_kernel come from global memory, those of ts_thread_staged_kernel
 // (kernel_thread_staged.hpp) from shared memory.
-template <int Dtype, class LoadVector>
+template <int Dtype, bool K8, class LoadVector>
 __device__ __forceinline__ void ts_thread_route(const ts_kernel_args& a, int vectors, int64_t token,
                                                 bool vector_stores, const LoadVector& load) {
   // Pass 1: every vector's maximum as a vector key (0 past the row), the best 8 sorted.
@@ -141,11 +149,11 @@ __device__ __forceinline__ void ts_thread_route(const ts_kernel_args& a, int vec
   ts_sorted_vector_keys<Dtype>(v[0], ts_key_index(chosen[0]), top);
   ts_merge_ranked_vectors<Dtype, 1>(v, chosen, top);
 
-  ts_thread_epilogue<Dtype>(a, top, token, vector_stores);
+  ts_thread_epilogue<Dtype, K8>(a, top, token, vector_stores);
 }
 
 // Whether the k = 8 outputs may be stored as 16-byte vectors (both 16-byte aligned).
-__device__ __forceinline__ bool ts_thread_vector_stores(const ts_kernel_args& a) {
+__host__ __device__ __forceinline__ bool ts_thread_vector_stores(const ts_kernel_args& a) {
   return a.k == 8 && ((reinterpret_cast<uintptr_t>(a.weights) | reinterpret_cast<uintptr_t>(a.indices)) & 15u) == 0;
 }
 
@@ -170,7 +178,7 @@ __global__ void __launch_bounds__(kThreadSelectBlock, kThreadSelectBlocksPerSm)
   for (int64_t token = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; token < a.tokens;
        token += stride) {
     const uint16_t* const row = logits + token * a.row_stride;
-    ts_thread_route<Dtype>(a, vectors, token, vector_stores,
+    ts_thread_route<Dtype, false>(a, vectors, token, vector_stores,
                            [row](int c) { return *reinterpret_cast<const uint4*>(row + c * 8); });
   }
 }

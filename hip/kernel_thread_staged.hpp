@@ -153,8 +153,9 @@ __device__ __forceinline__ ts_staged_block ts_staged_begin(const ts_kernel_args&
   return b;
 }
 
-// Warp w routes the block's tile w, lane l the tile's row l.
-template <int Dtype>
+// Warp w routes the block's tile w, lane l the tile's row l. K8: k = 8 and both outputs 16-byte
+// aligned (launch_thread_staged), the common router call, with the epilogue's tests folded away.
+template <int Dtype, bool K8>
 __global__ void __launch_bounds__(kStagedBlock, kStagedBlocksPerSm) ts_thread_staged_kernel(const ts_kernel_args a) {
   const ts_staged_block block = ts_staged_begin(a, ts_staged_bars(ts_staged_shared));
   ts_await_prior_grid(a.early_dependents);
@@ -193,7 +194,8 @@ __global__ void __launch_bounds__(kStagedBlock, kStagedBlocksPerSm) ts_thread_st
   const int place = lane & 7;
   // E = 128 only (ts_thread_staged_pays): the row's 16 vectors at compile time, so the route's
   // tests of the row's length fold away.
-  ts_thread_route<Dtype>(a, kStagedVectors, first + local_token, ts_thread_vector_stores(a), [staged_row, place](int v) {
+  ts_thread_route<Dtype, K8>(a, kStagedVectors, first + local_token, K8 || ts_thread_vector_stores(a),
+                             [staged_row, place](int v) {
     return *reinterpret_cast<const uint4*>(staged_row + ((v ^ place) << 4));
   });
 }
