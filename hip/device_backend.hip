@@ -388,9 +388,11 @@ inline bool ts_thread_select_pays(int experts, int64_t tokens, int sms) {
 // T=262144 38.8 -> 34.6. Below 480 per SM the forms measured before this one lost (two blocks per
 // SM without the early trigger: T=59136, 448 per SM, 10.22 -> 10.54 us; T=50688 9.20 -> 9.59),
 // and so did they at E < 128 against the thread select kernel (T=65536 E120 12.17 -> 12.9, E72
-// 9.60 -> 10.8).
+// 9.60 -> 10.8). E = 256 from the same 480 per SM: measured at T=65536 only (H200, graph replay,
+// bf16 k=8, against the vector select kernel: 14.0-14.3 -> 12.1 us); other batch sizes are not
+// measured, so the threshold is E = 128's.
 inline bool ts_thread_staged_pays(int experts, int64_t tokens, int sms) {
-  return experts == 128 && tokens / sms >= 480;
+  return (experts == 128 || experts == 256) && tokens / sms >= 480;
 }
 
 template <int Dtype>
@@ -407,37 +409,41 @@ void launch_thread_select(const ts_kernel_args& k, const ts_launch_stream& strea
 // ts_thread_staged_kernel's blocks resident per SM on the current device, 0 where it cannot run
 // (before sm_80, or too little shared memory): found once per device, after raising the kernel's
 // dynamic shared memory limit to its 64 KB (a per-device setting).
-std::once_flag g_staged_once[kMaxDevices];
-int g_staged_blocks_per_sm[kMaxDevices];
-
-template <int Dtype, bool K8>
+template <int Dtype, bool K8, int V>
 int staged_blocks_per_sm_of() {
+  constexpr unsigned kBytes = ts_staged_shape<V>::kSharedBytes;
   int blocks = 0;
-  if (cudaFuncSetAttribute(ts_thread_staged_kernel<Dtype, K8>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                           static_cast<int>(kStagedSharedBytes)) != cudaSuccess ||
-      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, ts_thread_staged_kernel<Dtype, K8>, kStagedBlock,
-                                                    kStagedSharedBytes) != cudaSuccess) {
+  if (cudaFuncSetAttribute(ts_thread_staged_kernel<Dtype, K8, V>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                           static_cast<int>(kBytes)) != cudaSuccess ||
+      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, ts_thread_staged_kernel<Dtype, K8, V>, kStagedBlock,
+                                                    kBytes) != cudaSuccess) {
     (void)cudaGetLastError();
     return 0;
   }
   return blocks;
 }
 
+// For the rows of V vectors (ts_staged_shape): one flag and count per device and V.
+template <int V>
 int staged_blocks_per_sm() {
+  static std::once_flag once[kMaxDevices];
+  static int blocks_per_sm[kMaxDevices];
   int device = 0;
   if (cudaGetDevice(&device) != cudaSuccess || device < 0 || device >= kMaxDevices) {
     (void)cudaGetLastError();
     return 0;
   }
-  std::call_once(g_staged_once[device], [device] {
+  std::call_once(once[device], [device] {
     // The fewest over the four kernels (two dtypes, with and without K8), each one's limit raised.
-    const int each[4] = {staged_blocks_per_sm_of<TS_DTYPE_BF16, false>(), staged_blocks_per_sm_of<TS_DTYPE_BF16, true>(),
-                         staged_blocks_per_sm_of<TS_DTYPE_F16, false>(), staged_blocks_per_sm_of<TS_DTYPE_F16, true>()};
+    const int each[4] = {staged_blocks_per_sm_of<TS_DTYPE_BF16, false, V>(),
+                         staged_blocks_per_sm_of<TS_DTYPE_BF16, true, V>(),
+                         staged_blocks_per_sm_of<TS_DTYPE_F16, false, V>(),
+                         staged_blocks_per_sm_of<TS_DTYPE_F16, true, V>()};
     int fewest = each[0];
     for (int b : each) fewest = b < fewest ? b : fewest;
-    g_staged_blocks_per_sm[device] = arch_of(device).major >= 8 ? fewest : 0;
+    blocks_per_sm[device] = arch_of(device).major >= 8 ? fewest : 0;
   });
-  return g_staged_blocks_per_sm[device];
+  return blocks_per_sm[device];
 }
 
 // The staged thread select kernel (kernel_thread_staged.hpp) where it can run: every SM's resident
@@ -455,11 +461,11 @@ int staged_blocks_per_sm() {
 // (H100, the benchmark's bandwidth section, three rounds each: 11.26-11.29 -> 10.12-10.13 us), and
 // since BENCHMARKS.md 42 at their first two or three tiles.
 // Returns whether it launched.
-template <int Dtype>
-bool launch_thread_staged(const ts_kernel_args& k, const ts_launch_stream& stream, int sms) {
-  if (k.experts != kStagedVectors * 8) return false;  // the kernel's rows are 16 vectors, E = 128
-  const int per_sm = staged_blocks_per_sm();
-  if (per_sm == 0) return false;
+template <int Dtype, int V>
+bool launch_thread_staged_shape(const ts_kernel_args& k, const ts_launch_stream& stream, int sms) {
+  const int per_sm = staged_blocks_per_sm<V>();
+  // E = 256 was measured with two blocks per SM (sm_90); an sm_80 SM holds one of its 112 KB.
+  if (per_sm == 0 || (V == 32 && per_sm < 2)) return false;
   const int64_t resident = static_cast<int64_t>(sms) * per_sm;
   const int64_t full = (k.tokens + kStagedTokens - 1) / kStagedTokens;
   const int64_t spread = (k.tokens + 31) / 32;
@@ -475,9 +481,15 @@ bool launch_thread_staged(const ts_kernel_args& k, const ts_launch_stream& strea
   const int64_t tiles = ((k.tokens + grid - 1) / grid + 31) / 32;
   args.l2_hint = stream.dependent ? (tiles >= kStagedTiles ? 3 : 2) : 0;
   void (*kernel)(ts_kernel_args) =
-      ts_thread_vector_stores(k) ? ts_thread_staged_kernel<Dtype, true> : ts_thread_staged_kernel<Dtype, false>;
-  ts_launch(kernel, static_cast<unsigned>(grid), kStagedBlock, kStagedSharedBytes, stream, args);
+      ts_thread_vector_stores(k) ? ts_thread_staged_kernel<Dtype, true, V> : ts_thread_staged_kernel<Dtype, false, V>;
+  ts_launch(kernel, static_cast<unsigned>(grid), kStagedBlock, ts_staged_shape<V>::kSharedBytes, stream, args);
   return true;
+}
+template <int Dtype>
+bool launch_thread_staged(const ts_kernel_args& k, const ts_launch_stream& stream, int sms) {
+  if (k.experts == 128) return launch_thread_staged_shape<Dtype, 16>(k, stream, sms);
+  if (k.experts == 256) return launch_thread_staged_shape<Dtype, 32>(k, stream, sms);
+  return false;
 }
 
 // One of the split family's kernels (the split bias kernel with a bias, Select: its vector

@@ -123,14 +123,16 @@ __device__ __forceinline__ void ts_merge_ranked_vectors(const uint4 (&v)[8], con
 
 // One token routed from its row, vector c of which (8 logits, 16 bytes) load(c) returns: the
 // rows of ts_thread_select_kernel come from global memory, those of ts_thread_staged_kernel
-// (kernel_thread_staged.hpp) from shared memory.
-template <int Dtype, bool K8, class LoadVector>
+// (kernel_thread_staged.hpp) from shared memory. A row has `vectors` <= MaxVectors (16, or 32
+// for the staged kernel's E = 256).
+template <int Dtype, bool K8, int MaxVectors, class LoadVector>
 __device__ __forceinline__ void ts_thread_route(const ts_kernel_args& a, int vectors, int64_t token,
                                                 bool vector_stores, const LoadVector& load) {
+  static_assert(MaxVectors % 8 == 0 && MaxVectors <= 32, "blocks of 8 vector keys, indices below 2^16");
   // Pass 1: every vector's maximum as a vector key (0 past the row), the best 8 sorted.
-  uint32_t all[kThreadSelectVectors];
+  uint32_t all[MaxVectors];
 #pragma unroll
-  for (int c = 0; c < kThreadSelectVectors; c += 2) {
+  for (int c = 0; c < MaxVectors; c += 2) {
     uint4 va = make_uint4(0u, 0u, 0u, 0u), vb = va;
     if (c < vectors) va = load(c);
     if (c + 1 < vectors) vb = load(c + 1);
@@ -178,7 +180,7 @@ __global__ void __launch_bounds__(kThreadSelectBlock, kThreadSelectBlocksPerSm)
   for (int64_t token = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; token < a.tokens;
        token += stride) {
     const uint16_t* const row = logits + token * a.row_stride;
-    ts_thread_route<Dtype, false>(a, vectors, token, vector_stores,
+    ts_thread_route<Dtype, false, kThreadSelectVectors>(a, vectors, token, vector_stores,
                            [row](int c) { return *reinterpret_cast<const uint4*>(row + c * 8); });
   }
 }

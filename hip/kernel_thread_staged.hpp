@@ -1,8 +1,8 @@
 // kernel_thread_staged.hpp: the largest batches of 16-bit logits without bias, k <= 8, E = 128
-// only (device_backend.hip, ts_thread_staged_pays, says why E = 72..120 stay with the thread
-// select kernel) on rows of whole 16-byte vectors (NVIDIA sm_80+): ts_thread_route (one
-// thread per token, kernel_thread_select.hpp) on rows that the whole block copies into shared
-// memory first, tile by tile, in the order its warps route them.
+// and 256 (device_backend.hip, ts_thread_staged_pays, says why E = 72..120 stay with the thread
+// select kernel) on rows of whole 16-byte vectors (NVIDIA sm_80+; E = 256 where two blocks fit an
+// SM, sm_90): ts_thread_route (one thread per token, kernel_thread_select.hpp) on rows that the
+// whole block copies into shared memory first, tile by tile, in the order its warps route them.
 //
 // Why: at T=65536 E128 every kernel that loads its own rows ended about 5 us after the copy rate
 // would (H100: 12.2-12.6 us where the bytes need 7.1). Each warp's rows arrive interleaved with
@@ -19,38 +19,56 @@
 // block becomes resident as one of the grid before ends, in that grid's tail, where only routing
 // is left and HBM is idle, so its first tiles are in the L2 when the wait returns. One tile took the
 // benchmark's T=65536 E128 from 11.3 to 10.1 us (H100; BENCHMARKS.md, optimisation 41), and two
-// tiles instead of one to about 9.6 (42).
+// tiles instead of one to about 9.6 (42). At E = 256 the same form took the benchmark's T=65536
+// from the vector select kernel's 14.0-14.3 us to 12.1 (H200; BENCHMARKS.md, 56): that kernel's
+// groups load their rows in two rounds of one token each, and route the first before the second
+// arrives.
 //
-// Shared memory: a block of 8 warps holds 8 tiles of 32 rows of 256 bytes (16 vectors; rows of
-// E < 128 leave the tail of their 256 bytes unused), 64 KB. The vector c of row r sits at vector
-// place c ^ (r & 7): a warp's 16-byte reads of one vector index of its 32 rows then fall on 8
-// different 16-byte bank groups per quarter warp instead of one (a row pitch of 256 bytes puts
-// every row's vector c on the same banks).
+// Shared memory (ts_staged_shape): a block of 8 warps holds its tiles of 32 rows (256 or 512
+// bytes), 64 KB at E = 128 and 112 KB at E = 256. The vector c of row r sits at vector place c ^
+// (r & 7): a warp's 16-byte reads of one vector index of its 32 rows then fall on 8 different
+// 16-byte bank groups per quarter warp instead of one (a row pitch of 256 or 512 bytes puts every
+// row's vector c on the same banks).
 #ifndef TOPK_SIGMOID_KERNEL_THREAD_STAGED_HPP
 #define TOPK_SIGMOID_KERNEL_THREAD_STAGED_HPP
 
 #include "kernel_thread_select.hpp"
 
 constexpr int kStagedBlock = 256;
-// The row's vectors of 8 logits: the kernel runs for E = 128 only (ts_thread_staged_pays).
-constexpr int kStagedVectors = 16;
 constexpr int kStagedTiles = kStagedBlock / 32;  // one tile of 32 tokens per warp
 // The most tokens one block routes (the launch gives each block at most this many).
 constexpr int kStagedTokens = kStagedTiles * 32;
-constexpr int kStagedRowBytes = kStagedVectors * 16;
-// The rows and one 8-byte mbarrier per tile.
-constexpr unsigned kStagedSharedBytes = kStagedTokens * kStagedRowBytes + kStagedTiles * 8;
-// Blocks per SM the compiler must leave registers for: 3 x 64 KB of shared memory fit an sm_90
-// SM (228 KB), 2 an sm_80 one (164 KB); the launch asks the runtime how many are resident.
-constexpr int kStagedBlocksPerSm = 3;
+
+// The kernel's shape for rows of V vectors of 8 logits: V = 16 (E = 128) or 32 (E = 256).
+//  - E = 128: a slot of shared memory for each of the block's 8 tiles (8 x 8 KB), 3 blocks per
+//    SM on sm_90 (228 KB), 2 on sm_80 (164 KB).
+//  - E = 256: 7 slots of 16 KB, 2 blocks per SM on sm_90: an SM's share of T=65536 (496 rows of
+//    512 bytes) does not fit at once, so the block's tile 7 goes into slot 0, copied by warp 0
+//    once it has routed tile 0 (the first to land), and is routed by warp 7. H200, T=65536 bf16
+//    k=8, interleaved, three rounds: 6 slots (tiles 6 and 7 reusing slots 0 and 1) 12.23-12.31 us,
+//    7 slots 12.10-12.14.
+// kBlocksPerSm is what the compiler leaves registers for; the launch asks the runtime how many
+// blocks are resident.
+template <int V>
+struct ts_staged_shape {
+  static_assert(V == 16 || V == 32, "E = 128 or 256");
+  static constexpr int kVectors = V;
+  static constexpr int kRowBytes = V * 16;
+  static constexpr int kSlots = V == 16 ? kStagedTiles : 7;
+  static constexpr int kBlocksPerSm = V == 16 ? 3 : 2;
+  // The slots' rows, then one 8-byte mbarrier per tile.
+  static constexpr unsigned kRowsBytes = static_cast<unsigned>(kSlots * 32 * kRowBytes);
+  static constexpr unsigned kSharedBytes = kRowsBytes + kStagedTiles * 8;
+};
 
 #if defined(TS_PLATFORM_CUDA)
 // The kernel's dynamic shared memory: the rows, then the mbarriers (kStagedSharedBytes).
 extern __shared__ __align__(16) unsigned char ts_staged_shared[];
 
 // The shared-memory address of the tiles' mbarriers (after the rows).
+template <int V>
 __device__ __forceinline__ uint32_t ts_staged_bars(const unsigned char* staged) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(staged)) + kStagedTokens * kStagedRowBytes;
+  return static_cast<uint32_t>(__cvta_generic_to_shared(staged)) + ts_staged_shape<V>::kRowsBytes;
 }
 
 // mbarrier and cp.async (sm_80+) as PTX: the shared-memory address of each operand.
@@ -122,8 +140,9 @@ struct ts_staged_block {
 };
 
 // Before ts_await_prior_grid: the block's share, and one mbarrier per tile that holds tokens,
-// initialised for every thread's arrival (no arrival may be left pending on a tile nobody waits
-// for: the block's shared memory goes to the next block when it ends). Done before the wait so
+// initialised for every thread's arrival, or the staging warp's 32 for a tile that reuses a slot
+// (no arrival may be left pending on a tile nobody waits for: the block's shared memory goes to
+// the next block when it ends). Done before the wait so
 // that a block which starts behind the grid before it issues its first copies as soon as the wait
 // returns (H100, T=65536 E128, the benchmark's bandwidth section, three rounds each: 11.73-11.76
 // us with this after the wait). Where the launch asks for it (l2_hint tiles), the L2 hint for the
@@ -134,6 +153,7 @@ struct ts_staged_block {
 // 18.99-19.00. Two tiles took T=65536 to 9.56 us, three (where blocks hold 8 tiles) T=131072 to
 // 17.14 (launch_thread_staged has the table). Hinting all of the block's rows gained less
 // (T=65536 10.72 us), its copies then following the hints' requests for the same lines.
+template <int V>
 __device__ __forceinline__ ts_staged_block ts_staged_begin(const ts_kernel_args& a, uint32_t bars) {
   const int64_t per_block = (a.tokens + gridDim.x - 1) / gridDim.x;
   ts_staged_block b;
@@ -141,7 +161,9 @@ __device__ __forceinline__ ts_staged_block ts_staged_begin(const ts_kernel_args&
   const int64_t left = a.tokens - b.first;
   b.count = static_cast<int>(left <= 0 ? 0 : left < per_block ? left : per_block);
   b.tiles = (b.count + 31) / 32;
-  if (static_cast<int>(threadIdx.x) < b.tiles) ts_mbarrier_init(bars + 8u * threadIdx.x, kStagedBlock);
+  if (static_cast<int>(threadIdx.x) < b.tiles)
+    ts_mbarrier_init(bars + 8u * threadIdx.x,
+                     static_cast<int>(threadIdx.x) < ts_staged_shape<V>::kSlots ? kStagedBlock : 32);
   if (a.l2_hint != 0) {  // uniform
     const int hinted = b.count < 32 * a.l2_hint ? b.count : 32 * a.l2_hint;
     const uint16_t* const logits = static_cast<const uint16_t*>(a.logits) + b.first * a.row_stride;
@@ -155,31 +177,41 @@ __device__ __forceinline__ ts_staged_block ts_staged_begin(const ts_kernel_args&
 
 // Warp w routes the block's tile w, lane l the tile's row l. K8: k = 8 and both outputs 16-byte
 // aligned (launch_thread_staged), the common router call, with the epilogue's tests folded away.
-template <int Dtype, bool K8>
-__global__ void __launch_bounds__(kStagedBlock, kStagedBlocksPerSm) ts_thread_staged_kernel(const ts_kernel_args a) {
-  const ts_staged_block block = ts_staged_begin(a, ts_staged_bars(ts_staged_shared));
+// V: the row's vectors (ts_staged_shape), at compile time, so the route's tests of the row's
+// length fold away.
+template <int Dtype, bool K8, int V>
+__global__ void __launch_bounds__(kStagedBlock, ts_staged_shape<V>::kBlocksPerSm)
+    ts_thread_staged_kernel(const ts_kernel_args a) {
+  using Shape = ts_staged_shape<V>;
+  const ts_staged_block block = ts_staged_begin<V>(a, ts_staged_bars<V>(ts_staged_shared));
   ts_await_prior_grid(a.early_dependents);
   static_assert(Dtype != TS_DTYPE_F32, "16-bit logits: 32-bit keys");
   if (block.count == 0) return;  // uniform per block
   const int64_t first = block.first;
   const int count = block.count, tiles = block.tiles;
   const uint32_t rows = static_cast<uint32_t>(__cvta_generic_to_shared(ts_staged_shared));
-  const uint32_t bars = ts_staged_bars(ts_staged_shared);
+  const uint32_t bars = ts_staged_bars<V>(ts_staged_shared);
+  const uint16_t* const logits = static_cast<const uint16_t*>(a.logits);
 
-  // The copies, tile-major: thread t copies vector c = t % 16 of rows t / 16 and t / 16 + 16 of
-  // each tile (of its 32 x 16), 16 threads per row, so a warp's copy instruction reads two rows'
-  // contiguous bytes. Both places step by a whole tile from one tile to the next, so the loop only
-  // adds: computed afresh for every tile, the two copies' addresses, bounds and swizzles took about
-  // 55 instructions a tile in every thread (sm_80 SASS), while a thread routes in about 1400.
-  const int c = static_cast<int>(threadIdx.x) & 15, row = static_cast<int>(threadIdx.x) >> 4;
-  const uint16_t* src = static_cast<const uint16_t*>(a.logits) + (first + row) * a.row_stride + c * 8;
-  const int64_t src_half = 16 * a.row_stride, src_tile = 32 * a.row_stride;
-  // Rows row and row + 16 share row & 7, so their swizzled places differ by 16 rows.
-  uint32_t dst = rows + static_cast<uint32_t>(row * kStagedRowBytes + ((c ^ (row & 7)) << 4));
-  constexpr uint32_t kDstHalf = 16u * kStagedRowBytes, kDstTile = 32u * kStagedRowBytes;
-  for (int tile = 0, local = row; tile < tiles; ++tile, local += 32) {
-    if (local < count) ts_copy16_async(dst, src);
-    if (local + 16 < count) ts_copy16_async(dst + kDstHalf, src + src_half);
+  // The copies of the tiles that have a slot of their own, tile-major: thread t copies vector c =
+  // t % V of rows t / V + p * (256 / V) of each tile (of its 32 x V), V threads per row, so a
+  // warp's copy instruction reads whole rows' contiguous bytes. The places step by a whole tile
+  // from one tile to the next, so the loop only adds: computed afresh for every tile, the copies'
+  // addresses, bounds and swizzles took about 55 instructions a tile in every thread (sm_80 SASS,
+  // E = 128), while a thread routes in about 1400.
+  constexpr int kRowsPerPass = kStagedBlock / V, kPasses = 32 / kRowsPerPass;
+  static_assert(kRowsPerPass % 8 == 0, "a pass's rows share their swizzle");
+  const int c = static_cast<int>(threadIdx.x) % V, row = static_cast<int>(threadIdx.x) / V;
+  const uint16_t* src = logits + (first + row) * a.row_stride + c * 8;
+  const int64_t src_pass = kRowsPerPass * a.row_stride, src_tile = 32 * a.row_stride;
+  // Rows row + p * kRowsPerPass share row & 7, so their swizzled places differ by whole passes.
+  uint32_t dst = rows + static_cast<uint32_t>(row * Shape::kRowBytes + ((c ^ (row & 7)) << 4));
+  constexpr uint32_t kDstPass = kRowsPerPass * Shape::kRowBytes, kDstTile = 32u * Shape::kRowBytes;
+  const int own = tiles < Shape::kSlots ? tiles : Shape::kSlots;
+  for (int tile = 0, local = row; tile < own; ++tile, local += 32) {
+#pragma unroll
+    for (int p = 0; p < kPasses; ++p)
+      if (local + p * kRowsPerPass < count) ts_copy16_async(dst + p * kDstPass, src + p * src_pass);
     ts_mbarrier_arrive_after_copies(bars + 8u * static_cast<uint32_t>(tile));
     src += src_tile;
     dst += kDstTile;
@@ -189,15 +221,35 @@ __global__ void __launch_bounds__(kStagedBlock, kStagedBlocksPerSm) ts_thread_st
   if (warp >= tiles) return;
   ts_mbarrier_wait(bars + 8u * static_cast<uint32_t>(warp), 0u);
   const int local_token = warp * 32 + lane;
-  if (local_token >= count) return;
-  const unsigned char* const staged_row = ts_staged_shared + local_token * kStagedRowBytes;
+  const int slot = warp < Shape::kSlots ? warp : warp - Shape::kSlots;
+  const unsigned char* const staged_row = ts_staged_shared + (slot * 32 + lane) * Shape::kRowBytes;
   const int place = lane & 7;
-  // E = 128 only (ts_thread_staged_pays): the row's 16 vectors at compile time, so the route's
-  // tests of the row's length fold away.
-  ts_thread_route<Dtype, K8>(a, kStagedVectors, first + local_token, K8 || ts_thread_vector_stores(a),
-                             [staged_row, place](int v) {
+  const auto load = [staged_row, place](int v) {
     return *reinterpret_cast<const uint4*>(staged_row + ((v ^ place) << 4));
-  });
+  };
+  if constexpr (Shape::kSlots >= kStagedTiles) {
+    if (local_token >= count) return;
+    ts_thread_route<Dtype, K8, V>(a, V, first + local_token, K8 || ts_thread_vector_stores(a), load);
+  } else {
+    if (local_token < count)
+      ts_thread_route<Dtype, K8, V>(a, V, first + local_token, K8 || ts_thread_vector_stores(a), load);
+    // The tile that reuses this warp's slot (tile 7, in warp 0's): its rows copied by this warp,
+    // lane l vector l of each (V = 32: a copy instruction reads one whole row), once every lane
+    // is done with the slot.
+    const int next = warp + Shape::kSlots;
+    if (warp < Shape::kSlots && next < tiles) {
+      static_assert(V == 32, "a lane per vector");
+      __syncwarp();
+      const uint16_t* next_src = logits + (first + next * 32) * a.row_stride + lane * 8;
+      const uint32_t next_dst = rows + static_cast<uint32_t>(slot * 32 * Shape::kRowBytes);
+#pragma unroll 4
+      for (int j = 0; j < 32; ++j)
+        if (next * 32 + j < count)
+          ts_copy16_async(next_dst + static_cast<uint32_t>(j * Shape::kRowBytes + ((lane ^ (j & 7)) << 4)),
+                          next_src + j * a.row_stride);
+      ts_mbarrier_arrive_after_copies(bars + 8u * static_cast<uint32_t>(next));
+    }
+  }
 }
 #endif  // TS_PLATFORM_CUDA
 

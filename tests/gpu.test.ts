@@ -431,16 +431,17 @@ gpuDescribe("GPU backends are byte-identical to the host backend", () => {
   }, 300_000);
 
   // The staged thread select kernel (hip/kernel_thread_staged.hpp, NVIDIA sm_80+) routes E = 128
-  // from 480 tokens per SM: the block copies its rows into shared memory (cp.async, one mbarrier
-  // per tile of 32 rows, vector places swizzled) and each thread routes one token from there. Both
-  // grid forms: two blocks per SM sharing the batch (a last tile part-filled), and blocks of 256
-  // tokens beyond what two per SM hold; padded rows, k = 8 (16-byte stores) and k < 8, adversarial
-  // and benchmark rows.
-  test("staged thread select kernel (E 128, 16-bit, no bias): both grid forms, adversarial rows", () => {
+  // and 256 from 480 tokens per SM: the block copies its rows into shared memory (cp.async, one
+  // mbarrier per tile of 32 rows, vector places swizzled) and each thread routes one token from
+  // there; at E = 256 the block's tiles 6 and 7 reuse the slots of tiles 0 and 1. Both grid forms:
+  // the SMs' resident blocks sharing the batch (a last tile part-filled), and blocks of 256 tokens
+  // beyond what those hold; padded rows, k = 8 (16-byte stores) and k < 8, adversarial and
+  // benchmark rows.
+  test("staged thread select kernel (E 128 and 256, 16-bit, no bias): both grid forms, adversarial rows", () => {
     const sms = info?.multiprocessors ?? 132;
     const sweep = {
       tokens: [480 * sms + 19, 600 * sms + 5],
-      experts: [128],
+      experts: [128, 256],
       seed: 2500,
       ks: [8, 8, 6, 8, 1, 7, 2, 3],
       pad: (i: number) => (i % 3 === 1 ? 8 : 0),
@@ -462,7 +463,8 @@ gpuDescribe("GPU backends are byte-identical to the host backend", () => {
     const cases = [
       { experts: 128, tokens: large, bias: false }, // staged
       { experts: 96, tokens: large, bias: false }, // thread select
-      { experts: 256, tokens: large, bias: false }, // vector select
+      { experts: 256, tokens: large, bias: false }, // staged (E 256)
+      { experts: 384, tokens: large, bias: false }, // vector select
       { experts: 128, tokens: Math.max(63 * sms, 8192), bias: false }, // split (4 lanes)
       { experts: 128, tokens: large, bias: true }, // split bias (Hint form)
       { experts: 384, tokens: large, bias: true }, // split bias (vector selection)

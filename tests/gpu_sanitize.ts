@@ -27,8 +27,8 @@ const large = 4 * 64 * sms + 37;
 const mid = 30 * sms + 5;
 // The thread select kernel's threshold (16-bit E = 65..120 without bias, device_backend.hip).
 const huge = 384 * sms + 11;
-// The staged thread select kernel's threshold (16-bit E = 128 without bias, device_backend.hip),
-// and a batch beyond what its two blocks per SM hold.
+// The staged thread select kernel's threshold (16-bit E = 128 and 256 without bias,
+// device_backend.hip), and a batch beyond what its blocks hold at once.
 const staged = 480 * sms + 13;
 const stagedBeyond = 600 * sms + 3;
 // The warp kernel's Small form at its batch-size limit (kSmallFormTokensPerSm in device_backend.hip).
@@ -50,10 +50,13 @@ const cases: [number, number, Dtype, boolean | "near-ties", number, number][] = 
   // (hip/kernel_thread_select.hpp; k = 8 with 16-byte stores, scalar stores, padded rows).
   [120, 8, "bf16", false, 0, huge],
   [72, 5, "f16", false, 8, huge],
-  // From 480 tokens per SM at E = 128: the staged thread select kernel
-  // (hip/kernel_thread_staged.hpp; cp.async copies into shared memory, mbarriers, both grid forms).
+  // From 480 tokens per SM at E = 128 and 256: the staged thread select kernel
+  // (hip/kernel_thread_staged.hpp; cp.async copies into shared memory, mbarriers, both grid forms;
+  // at E = 256 slots reused by the block's last two tiles).
   [128, 8, "bf16", false, 0, staged],
   [128, 3, "f16", false, 8, stagedBeyond],
+  [256, 8, "f16", false, 0, staged],
+  [256, 5, "bf16", false, 8, stagedBeyond],
   // Without bias, 16-bit: the vector select kernel for E = 65..512 (hip/kernel_vector_select.hpp,
   // every shape, rows with empty vectors: 4 lanes, and for E > 256 8 lanes at mid-size batches),
   // the split kernel below its thresholds, the whole-warp kernel's verified fast path above 512.
