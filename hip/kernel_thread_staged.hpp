@@ -182,9 +182,9 @@ __device__ __forceinline__ ts_staged_block ts_staged_begin(const ts_kernel_args&
 template <int Dtype, bool K8, int V>
 __global__ void __launch_bounds__(kStagedBlock, ts_staged_shape<V>::kBlocksPerSm)
     ts_thread_staged_kernel(const ts_kernel_args a) {
-  using Shape = ts_staged_shape<V>;
   const ts_staged_block block = ts_staged_begin<V>(a, ts_staged_bars<V>(ts_staged_shared));
   ts_await_prior_grid(a.early_dependents);
+  using Shape = ts_staged_shape<V>;
   static_assert(Dtype != TS_DTYPE_F32, "16-bit logits: 32-bit keys");
   if (block.count == 0) return;  // uniform per block
   const int64_t first = block.first;

@@ -40,9 +40,10 @@ describe("sources", () => {
         kernels++;
         const [first, second] = [m[3] as string, m[4] as string];
         // Before the wait: the L2 hint, or the staged kernel's setup (shared memory, its L2 hint).
-        const hint = /^ts_prefetch_first_row<[^;]*\);$|^const ts_staged_block \w+ = ts_staged_begin\([^;]*\);$/.test(
-          first,
-        );
+        const hint =
+          /^ts_prefetch_first_row<[^;]*\);$|^const ts_staged_block \w+ = ts_staged_begin(?:<\w+>)?\([^;]*\);$/.test(
+            first,
+          );
         if (hint) hinted++;
         const seen = wait.test(first) || (hint && wait.test(second)) ? "the wait" : first;
         expect(`${file}: ${m[1]}: ${seen}`).toBe(`${file}: ${m[1]}: the wait`);
