@@ -408,7 +408,7 @@ void launch_thread_select(const ts_kernel_args& k, const ts_launch_stream& strea
 
 // ts_thread_staged_kernel's blocks resident per SM on the current device, 0 where it cannot run
 // (before sm_80, or too little shared memory): found once per device, after raising the kernel's
-// dynamic shared memory limit to its 64 KB (a per-device setting).
+// dynamic shared memory limit to its 64 KB (E = 128) or 112 KB (E = 256), a per-device setting.
 template <int Dtype, bool K8, int V>
 int staged_blocks_per_sm_of() {
   constexpr unsigned kBytes = ts_staged_shape<V>::kSharedBytes;

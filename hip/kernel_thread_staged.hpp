@@ -52,7 +52,6 @@ constexpr int kStagedTokens = kStagedTiles * 32;
 template <int V>
 struct ts_staged_shape {
   static_assert(V == 16 || V == 32, "E = 128 or 256");
-  static constexpr int kVectors = V;
   static constexpr int kRowBytes = V * 16;
   static constexpr int kSlots = V == 16 ? kStagedTiles : 7;
   static constexpr int kBlocksPerSm = V == 16 ? 3 : 2;
@@ -62,7 +61,7 @@ struct ts_staged_shape {
 };
 
 #if defined(TS_PLATFORM_CUDA)
-// The kernel's dynamic shared memory: the rows, then the mbarriers (kStagedSharedBytes).
+// The kernel's dynamic shared memory: the rows, then the mbarriers (ts_staged_shape::kSharedBytes).
 extern __shared__ __align__(16) unsigned char ts_staged_shared[];
 
 // The shared-memory address of the tiles' mbarriers (after the rows).
