@@ -388,9 +388,9 @@ inline bool ts_thread_select_pays(int experts, int64_t tokens, int sms) {
 // T=262144 38.8 -> 34.6. Below 480 per SM the forms measured before this one lost (two blocks per
 // SM without the early trigger: T=59136, 448 per SM, 10.22 -> 10.54 us; T=50688 9.20 -> 9.59),
 // and so did they at E < 128 against the thread select kernel (T=65536 E120 12.17 -> 12.9, E72
-// 9.60 -> 10.8). E = 256 from the same 480 per SM: measured at T=65536 only (H200, graph replay,
-// bf16 k=8, against the vector select kernel: 14.0-14.3 -> 12.1 us); other batch sizes are not
-// measured, so the threshold is E = 128's.
+// 9.60 -> 10.8). E = 256 from the same 480 per SM up to what one wave of its blocks holds
+// (launch_thread_staged_shape): H200, graph replay, bf16 k=8, against the vector select kernel,
+// T=63360 13.7-13.8 -> 11.9 us, T=65536 14.0-14.1 -> 11.9; below 480 per SM not measured.
 inline bool ts_thread_staged_pays(int experts, int64_t tokens, int sms) {
   return (experts == 128 || experts == 256) && tokens / sms >= 480;
 }
@@ -468,6 +468,12 @@ bool launch_thread_staged_shape(const ts_kernel_args& k, const ts_launch_stream&
   if (per_sm == 0 || (V == 32 && per_sm < 2)) return false;
   const int64_t resident = static_cast<int64_t>(sms) * per_sm;
   const int64_t full = (k.tokens + kStagedTokens - 1) / kStagedTokens;
+  // E = 256 only where one wave of blocks holds the batch (at most 512 tokens per SM on sm_90):
+  // beyond, blocks of 256 tokens start as earlier ones end, and the vector select kernel was
+  // faster (H200, graph replay, bf16 k=8, rotating inputs, two rounds: T=98304 18.8 against 21.6
+  // us, T=131072 24.2-24.3 against 25.3-25.4, T=262144 43.2-43.3 against 44.2; T=63360 and 65536
+  // 13.7-14.1 against 11.9).
+  if (V == 32 && full > resident) return false;
   const int64_t spread = (k.tokens + 31) / 32;
   const int64_t grid = full >= resident ? full : (spread < resident ? spread : resident);
   ts_kernel_args args = k;

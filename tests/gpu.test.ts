@@ -433,10 +433,10 @@ gpuDescribe("GPU backends are byte-identical to the host backend", () => {
   // The staged thread select kernel (hip/kernel_thread_staged.hpp, NVIDIA sm_80+) routes E = 128
   // and 256 from 480 tokens per SM: the block copies its rows into shared memory (cp.async, one
   // mbarrier per tile of 32 rows, vector places swizzled) and each thread routes one token from
-  // there; at E = 256 the block's tiles 6 and 7 reuse the slots of tiles 0 and 1. Both grid forms:
+  // there; at E = 256 the block's tile 7 reuses the slot of tile 0. Both grid forms at E = 128:
   // the SMs' resident blocks sharing the batch (a last tile part-filled), and blocks of 256 tokens
-  // beyond what those hold; padded rows, k = 8 (16-byte stores) and k < 8, adversarial and
-  // benchmark rows.
+  // beyond what those hold (E = 256 takes the vector select kernel there); padded rows, k = 8
+  // (16-byte stores) and k < 8, adversarial and benchmark rows.
   test("staged thread select kernel (E 128 and 256, 16-bit, no bias): both grid forms, adversarial rows", () => {
     const sms = info?.multiprocessors ?? 132;
     const sweep = {

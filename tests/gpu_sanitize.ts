@@ -52,7 +52,7 @@ const cases: [number, number, Dtype, boolean | "near-ties", number, number][] = 
   [72, 5, "f16", false, 8, huge],
   // From 480 tokens per SM at E = 128 and 256: the staged thread select kernel
   // (hip/kernel_thread_staged.hpp; cp.async copies into shared memory, mbarriers, both grid forms;
-  // at E = 256 slots reused by the block's last two tiles).
+  // at E = 256 a slot reused by the block's last tile, and beyond one wave the vector select kernel).
   [128, 8, "bf16", false, 0, staged],
   [128, 3, "f16", false, 8, stagedBeyond],
   [256, 8, "f16", false, 0, staged],
