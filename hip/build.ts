@@ -101,7 +101,7 @@ function buildHost(name: string, extra: string[], linkExtra: string[] = []): voi
   console.log(`build: ${out.replace(`${root}/`, "")}`);
 }
 
-// The weight table's initializer (hip/weight_table.hpp) as dir/weight_table.inc: the generator is
+// The weight table's initializer (hip/weight_table_data.hpp) as dir/weight_table.inc: the generator is
 // compiled with the host compiler and the host backend's flags, so it computes the host's bits.
 function generateWeightTable(dir: string): void {
   const generator = join(dir, "weight_table_gen");

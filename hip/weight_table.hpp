@@ -12,9 +12,8 @@
 // initializer is generated at build time by weight_table_gen.cpp from ts_weight_of_logit, the
 // host backend's own function, so its words are the host's bits; it also checks that they never
 // decrease along ord (so a sorted list's last weight is its least) and fails the build if they
-// do. The GPU suite compares every
-// kernel that uses it with the host backend, including batches whose winners take every 16-bit
-// value (gpu.test.ts). Programs that include the kernels' headers without the table (the
+// do. The GPU suite compares every kernel that uses it with the host backend, including batches
+// whose winners take every 16-bit value (gpu.test.ts). Programs that include the kernels' headers without the table (the
 // exhaustive key checks in tests/) compile as long as they do not instantiate these callers.
 #ifndef TOPK_SIGMOID_WEIGHT_TABLE_HPP
 #define TOPK_SIGMOID_WEIGHT_TABLE_HPP

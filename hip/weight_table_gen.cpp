@@ -1,4 +1,4 @@
-// weight_table_gen.cpp: writes the weight table's initializer (weight_table.hpp includes it) to
+// weight_table_gen.cpp: writes the weight table's initializer (weight_table_data.hpp includes it) to
 // the file named by argv[1]. hip/build.ts compiles this with the host compiler and runs it before
 // the CUDA kernels are compiled.
 //
