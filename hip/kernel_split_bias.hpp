@@ -21,9 +21,11 @@
 // clamped, cost a float maximum and a select per logit: H100, E128 with bias 16.1 -> 15.5 us,
 // BENCHMARKS.md 44.) Up to E = 128 every lane sorts its slice's keys; above, as
 // in the vector select kernel (kernel_vector_select.hpp), each vector of 8 logits first gets one
-// key, its best cheap value's (q, 511 - vector), the group picks the 8 vectors with the best of
-// these (they hold the row's best 8 keys), and only their 64 keys are computed again and sorted
-// (Select). The butterfly merge gives every lane the group's best 8 keys.
+// key, its best pass-1 value's (q, 511 - vector), the group picks the 8 vectors with the best of
+// these, and only their 64 keys are computed (as above) and sorted (Select). The pass-1 value
+// takes one MUFU instruction a logit instead of two (ts_split_bias_vector_tanh_ys), so the chosen
+// 8 hold the row's best 8 keys only where no other vector comes within its margin of the k-th
+// key, which the check below asks too. The butterfly merge gives every lane the group's best 8 keys.
 //
 // |y - (v * scale - C)| <= bound * scale + 1.125 (the two roundings of y and the half-ulp of v's
 // own fp32 addition, at most 2^-24 * 2^21), so the cheap k best are the exact k best as a set
@@ -31,7 +33,7 @@
 // (keys tied in q are then impossible across the boundary). Checked by counting, in each lane's
 // own sorted list, the keys with q >= q_k - D + 1: the group total must be k, and a lane whose
 // whole list counts may hide more, so it fails the check; with Select, no vector outside the
-// chosen 8 may have its best key at or above that floor either. When the k-th key is a NaN
+// chosen 8 may have its pass-1 key within the select margin of that floor either. When the k-th key is a NaN
 // (q = 0) the set is exact too: every number ranks above, and NaNs rank by index, as the keys do.
 // With 2^-20 for the bound, D = 5.
 //
@@ -43,7 +45,7 @@
 // check (a near-tie at the k-th place: 0.1-0.3% of random rows at E = 384-512) gets exact values
 // for its band, the keys at or above the floor (ts_split_bias_band_size): k plus the near-ties,
 // listed from the lanes' own sorted lists and, with Select, from the vectors outside the chosen 8
-// that reach the floor. Only where a band outgrows its list, or the bias holds a NaN or an infinity
+// whose pass-1 keys come within the select margin of the floor. Only where a band outgrows its list, or the bias holds a NaN or an infinity
 // (the fixed point needs finite biases), does the warp recompute its tokens exactly (64-bit keys
 // of every logit, 8 at a time). Each warp routes only two or three groups of tokens at T=65536
 // and the batch ends with its slowest warp, so what a failed token costs is its warp's latency:
@@ -153,21 +155,42 @@ __device__ __forceinline__ void ts_split_bias_vector_keys(uint32_t w0, uint32_t 
   for (int i = 0; i < 8; ++i) keys[i] = ts_split_bias_key_of_y(y[i], vec_field ^ static_cast<uint32_t>(i));
 }
 
-// Pass 1 of the vector selection (Select): the key of row vector vec's best cheap value, (q of
-// the largest y, 511 - vec), 0 past the row. fmaxf ignores a NaN, so the maximum is NaN (q = 0)
-// only where all eight are. As in the vector select kernel (kernel_vector_select.hpp), the best 8
-// of these keys hold the row's best 8 cheap keys: a key in any other vector u is beaten by each
-// chosen vector v's best (a larger q, or the same q at a lower index, v < u), 8 distinct keys.
-// With ClampOnSm80, sm_80 builds first turn a NaN maximum into -(2^24 - 1), whose key is the
+// The pass-1 values of row vector vec's eight logits (Select): y' = (t + 1) * scale / 2 + (b * scale
+// - C) with t = ts_tanh_half_approx(x), one MUFU instruction a logit where y takes two.
+// |y' - (v * scale - C)| <= kTsTanhScoreBound * scale + 1.16 (the roundings of t + 1, at most
+// 2^-24 * scale / 2, and of the FMA, 0.5: y' < 2^24 in magnitude; and as for y, the bias term's
+// 0.5 and v's own 0.125), so |y' - y| <= (kTsTanhScoreBound + kTsPrefilterSigmoidBound) * scale +
+// 2.75: the kernel's select margin (below) in q.
+template <int Dtype>
+__device__ __forceinline__ void ts_split_bias_vector_tanh_ys(uint32_t w0, uint32_t w1, uint32_t w2, uint32_t w3,
+                                                             int vec, const float* bias_fixed, float half_scale,
+                                                             float (&y)[8]) {
+  const float4 yb0 = reinterpret_cast<const float4*>(bias_fixed)[2 * vec];
+  const float4 yb1 = reinterpret_cast<const float4*>(bias_fixed)[2 * vec + 1];
+  const float yb[8] = {yb0.x, yb0.y, yb0.z, yb0.w, yb1.x, yb1.y, yb1.z, yb1.w};
+  const uint32_t words[4] = {w0, w1, w2, w3};
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+    const float t = ts_tanh_half_approx(ts_split_bias_logit<Dtype>(words[i >> 1], i & 1));
+    y[i] = __fmaf_rn(__fadd_rn(t, 1.0f), half_scale, yb[i]);
+  }
+}
+
+// Pass 1 of the vector selection (Select): the key of row vector vec's best pass-1 value, (q of
+// the largest y', 511 - vec), 0 past the row. Since y' is within the select margin of y, the best
+// 8 of these keys need not hold the row's best 8 cheap keys: the check (below) also asks that no
+// vector outside them come within the margin of the k-th place, and the band takes such a vector's
+// logits where one does (y' stays inside the fixed point's range: the margin is far below 2^20).
+// fmaxf ignores a NaN, so the maximum is NaN (q = 0) only where all eight are. With ClampOnSm80, sm_80 builds first turn a NaN maximum into -(2^24 - 1), whose key is the
 // NaN's (q = 0): without it ptxas (CUDA 13.0) spilled 4 bytes in the shapes of 64 and 96 logits a
 // lane, with it 8 in the shape of 128; since the k = 8 kernel (BENCHMARKS.md 45) the shape of 96
 // spills 20 bytes with it and none without, so only the shape of 64 asks for it.
 template <int Dtype, bool ClampOnSm80>
 __device__ __forceinline__ uint32_t ts_split_bias_vector_best_key(uint32_t w0, uint32_t w1, uint32_t w2, uint32_t w3,
                                                                   int vec, int experts, const float* bias_fixed,
-                                                                  float scale) {
+                                                                  float half_scale) {
   float y[8];
-  ts_split_bias_vector_ys<Dtype>(w0, w1, w2, w3, vec, bias_fixed, scale, y);
+  ts_split_bias_vector_tanh_ys<Dtype>(w0, w1, w2, w3, vec, bias_fixed, half_scale, y);
   float best = fmaxf(fmaxf(fmaxf(y[0], y[1]), fmaxf(y[2], y[3])), fmaxf(fmaxf(y[4], y[5]), fmaxf(y[6], y[7])));
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
   if constexpr (ClampOnSm80) best = fmaxf(best, -16777215.0f);
@@ -230,8 +253,8 @@ __device__ __forceinline__ void ts_split_bias_exact_best8(const Group& group, co
 // only its experts get exact values, not the whole row. The group lists them in shared memory:
 // each lane appends the band's keys of its own sorted list (the best 8 of its slice, or with
 // Select of its chosen vectors: complete unless all 8 are in the band), and with Select the
-// experts of its vectors outside the chosen 8 whose best key reaches the floor (their cheap values
-// computed again from the row). The list's count counts every append, so a list past
+// experts at or above the floor of its vectors outside the chosen 8 whose pass-1 key comes within
+// the select margin of the floor (their cheap values computed from the row). The list's count counts every append, so a list past
 // kSplitBiasBandCap reads as overflowing, as does an incomplete one (count + kSplitBiasBandCap + 1).
 constexpr int kSplitBiasBandCap = 16;
 __device__ __forceinline__ void ts_split_bias_band_append(uint32_t* count, uint16_t* band, uint32_t expert) {
@@ -242,24 +265,51 @@ __device__ __forceinline__ void ts_split_bias_band_incomplete(uint32_t* count) {
   atomicAdd(count, kSplitBiasBandCap + 1u);
 }
 
+// Whether one of a lane's vectors outside the chosen 8 holds a cheap key at or above the floor
+// (Select), for a lane whose best such pass-1 key comes within the select margin of it: those
+// vectors' cheap values computed from the row, best pass-1 key first, until one reaches the floor
+// or the next cannot. A lane whose list runs out on the way cannot tell (true). Without this, a
+// vector whose pass-1 key only came within the margin sent its token to the band: a near-miss
+// that the exact pass-1 keys had passed (H200, graph replay, bf16 k=8 T=65536 with bias, one such
+// row among the benchmark's 1024 base rows added about 3.5 us at E = 256).
+template <int Dtype, int V, int S>
+__device__ __forceinline__ bool ts_split_bias_outside_reaches(const uint16_t* row, const float* bias_fixed,
+                                                              float scale, uint32_t floor_q, uint32_t unchosen,
+                                                              uint32_t margin, const uint32_t* lane_vector_keys) {
+#pragma unroll 1
+  for (int j = 0; j < S; ++j) {
+    const uint32_t key = lane_vector_keys[j * kSplitBlock];
+    if (key > unchosen) continue;                        // a chosen vector
+    if ((key >> 9) + margin < floor_q) return false;     // this vector and the rest cannot reach it
+    const int vec = 511 - static_cast<int>(key & 511u);  // in the row: its key is above 0
+    const uint4 v = *reinterpret_cast<const uint4*>(row + vec * 8);
+    float y[8];
+    ts_split_bias_vector_ys<Dtype>(v.x, v.y, v.z, v.w, vec, bias_fixed, scale, y);
+    const float best =
+        fmaxf(fmaxf(fmaxf(y[0], y[1]), fmaxf(y[2], y[3])), fmaxf(fmaxf(y[4], y[5]), fmaxf(y[6], y[7])));
+    if ((ts_split_bias_key_of_y(best, 0u) >> 9) >= floor_q) return true;
+  }
+  return V / 8 > S;
+}
+
 // The band's experts in a lane's vectors outside the chosen 8 (Select; lane_vector_keys: the lane's
-// sorted best vector keys, entry j at j * kSplitBlock; unchosen: the best of them outside the 8,
-// all ones if unknown), then the band's size once the group has appended.
+// sorted pass-1 vector keys, entry j at j * kSplitBlock; unchosen: the best of them outside the 8,
+// all ones if unknown; margin: the select margin), then the band's size once the group has appended.
 template <int Dtype, int V, bool Select, int S>
 __device__ __forceinline__ uint32_t ts_split_bias_band_size(const uint16_t* row, const float* bias_fixed, float scale,
-                                                            uint32_t floor_q, uint32_t unchosen,
+                                                            uint32_t floor_q, uint32_t unchosen, uint32_t margin,
                                                             const uint32_t* lane_vector_keys, uint32_t* count,
                                                             uint16_t* band, unsigned group_mask) {
   if constexpr (Select) {
     if (unchosen == ~0u) {
       ts_split_bias_band_incomplete(count);
-    } else if ((unchosen >> 9) >= floor_q) {
+    } else if ((unchosen >> 9) + margin >= floor_q) {
       int j = 0;
 #pragma unroll 1
       for (; j < S; ++j) {
         const uint32_t key = lane_vector_keys[j * kSplitBlock];
         if (key > unchosen) continue;     // a chosen vector: its band keys are in the lane's list
-        if ((key >> 9) < floor_q) break;  // this vector and the rest are below the band
+        if ((key >> 9) + margin < floor_q) break;  // this vector and the rest are below the band
         const int vec = 511 - static_cast<int>(key & 511u);
         const uint4 v = *reinterpret_cast<const uint4*>(row + vec * 8);
         float y[8];
@@ -409,6 +459,10 @@ __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_s
       bias_fixed[e] = e < a.experts ? ts_split_bias_fixed(bias_exact[e], scale) : ts_bits_float(0x7fffffffu);
   // Keys closer than D in q may be misordered by the cheap values (top of the file).
   const uint32_t gap = static_cast<uint32_t>(2.0f * __fmaf_ru(kTsPrefilterSigmoidBound, scale, 1.125f)) + 1u;
+  // Select: a vector whose pass-1 key is within this of a q may hold a cheap key at or above it
+  // (ts_split_bias_vector_tanh_ys).
+  const uint32_t select_margin =
+      static_cast<uint32_t>(__fmaf_ru(kTsTanhScoreBound + kTsPrefilterSigmoidBound, scale, 2.75f)) + 1u;
   __syncthreads();
 
   const int lane = static_cast<int>(threadIdx.x) & (W - 1);
@@ -436,7 +490,7 @@ __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_s
     ts_split_load<W, V>(row, lane, a.experts, words);
 
     // The lane's cheap keys: of its whole slice, or (Select) of the vectors it re-reads among the
-    // group's best 8 by their best cheap value.
+    // group's best 8 by their best pass-1 value.
     constexpr int kKeys = Select ? 8 * kRanks : V;
     uint32_t keys[kKeys];
     uint32_t unchosen = 0;  // Select: the lane's best vector key outside the chosen 8 (all ones: unknown)
@@ -445,7 +499,8 @@ __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_s
 #pragma unroll
       for (int c = 0; c < V / 8; ++c)
         all[c] = ts_split_bias_vector_best_key<Dtype, (V == 64)>(words[4 * c], words[4 * c + 1], words[4 * c + 2],
-                                                      words[4 * c + 3], c * W + lane, a.experts, bias_fixed, scale);
+                                                                 words[4 * c + 3], c * W + lane, a.experts, bias_fixed,
+                                                                 0.5f * scale);
       uint32_t vector_keys[kSortKeys];
       ts_keep_vector_keys<V / 8, kSortKeys>(all, vector_keys);
 #pragma unroll
@@ -520,9 +575,17 @@ __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_s
     const uint32_t own_in_band = ((at_floor[0] + at_floor[1]) + (at_floor[2] + at_floor[3])) +
                                  ((at_floor[4] + at_floor[5]) + (at_floor[6] + at_floor[7]));
     const bool own_complete = kKeys == 8 || own_in_band < 8u;
-    // With Select, no vector outside the chosen 8 may reach that floor either (its best key is
-    // its largest).
-    const bool outside = Select && (unchosen >> 9) >= floor_q;
+    // With Select, no vector outside the chosen 8 may reach that floor either: its pass-1 key is
+    // its largest pass-1 value's, within the select margin of its best cheap key, so only a lane
+    // whose best pass-1 key outside comes within the margin looks closer (ts_split_bias_outside_reaches).
+    // (q_k = 0 needs no check: the set is exact.)
+    bool outside = false;
+    if constexpr (Select) {
+      outside = (unchosen >> 9) + select_margin >= floor_q;
+      if (outside && unchosen != ~0u && q_k != 0u)
+        outside = ts_split_bias_outside_reaches<Dtype, V, kSortKeys>(row, bias_fixed, scale, floor_q, unchosen,
+                                                                      select_margin, vector_key_store + threadIdx.x);
+    }
     const uint32_t total = group.sum(own_complete && !outside ? own_in_band : 255u);
     const bool exact_set = q_k == 0u || total == static_cast<uint32_t>(k);
     const bool fast = !exact_only && __all_sync(0xffffffffu, exact_set || !live);
@@ -577,7 +640,7 @@ __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_s
       uint32_t band_size = 0;
       if (in_band)
         band_size = ts_split_bias_band_size<Dtype, V, Select, kSortKeys>(
-            row, bias_fixed, scale, floor_q, unchosen, vector_key_store + (Select ? threadIdx.x : 0),
+            row, bias_fixed, scale, floor_q, unchosen, select_margin, vector_key_store + (Select ? threadIdx.x : 0),
             band_count + group_in_block, band_expert + band_at, group_mask);
       const bool overflow = __any_sync(0xffffffffu, band_size > static_cast<uint32_t>(kSplitBiasBandCap));
       if (!exact_only && !overflow) {

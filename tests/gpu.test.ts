@@ -581,15 +581,16 @@ gpuDescribe("GPU backends are byte-identical to the host backend", () => {
     return { report: JSON.parse(line) as Report, exitCode: run.exitCode };
   };
 
-  // The prefilter's error bound.
+  // The error bounds of the prefilter's cheap sigmoid and of the split bias kernel's pass-1 score
+  // (one MUFU instruction: tanh.approx).
   test.skipIf(info?.vendor !== "nvidia" || !nvcc)(
-    "the prefilter's cheap sigmoid is within its bound of the exact one for all 2^32 fp32 inputs",
+    "the bias kernels' cheap sigmoids are within their bounds of the exact one for all 2^32 fp32 inputs",
     () => {
-      const { report, exitCode } = runExhaustiveCheck<{ max_abs_error: number; breaks: number }>(
-        "approx_sigmoid_bound",
-      );
+      type Report = { max_abs_error: number; tanh_max_abs_error: number; breaks: number };
+      const { report, exitCode } = runExhaustiveCheck<Report>("approx_sigmoid_bound");
       expect(report.breaks).toBe(0);
       expect(report.max_abs_error).toBeLessThanOrEqual(2 ** -22); // kTsPrefilterSigmoidBound / 4
+      expect(report.tanh_max_abs_error).toBeLessThanOrEqual(2 ** -17); // kTsTanhScoreBound / 2
       expect(exitCode).toBe(0);
     },
     120_000,
