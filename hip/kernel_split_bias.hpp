@@ -32,9 +32,10 @@
 // when no other key comes within D = floor(2 (bound * scale + 1.125)) + 1 of the k-th one's q
 // (keys tied in q are then impossible across the boundary). Checked by counting, in each lane's
 // own sorted list, the keys with q >= q_k - D + 1: the group total must be k, and a lane whose
-// whole list counts may hide more, so it fails the check; with Select, no vector outside the
-// chosen 8 may have its pass-1 key within the select margin of that floor either. When the k-th key is a NaN
-// (q = 0) the set is exact too: every number ranks above, and NaNs rank by index, as the keys do.
+// whole list counts may hide more, so it fails the check; with Select, no vector outside the chosen
+// 8 may have its pass-1 key within the select margin of that floor either. When the k-th key is a
+// NaN (q = 0) the set is exact too: every number ranks above, and NaNs rank by index, as the keys
+// do.
 // With 2^-20 for the bound, D = 5.
 //
 // The winners then get their exact weights. Their cheap order is their exact order where every
@@ -45,12 +46,13 @@
 // check (a near-tie at the k-th place: 0.1-0.3% of random rows at E = 384-512) gets exact values
 // for its band, the keys at or above the floor (ts_split_bias_band_size): k plus the near-ties,
 // listed from the lanes' own sorted lists and, with Select, from the vectors outside the chosen 8
-// whose pass-1 keys come within the select margin of the floor. Only where a band outgrows its list, or the bias holds a NaN or an infinity
-// (the fixed point needs finite biases), does the warp recompute its tokens exactly (64-bit keys
-// of every logit, 8 at a time). Each warp routes only two or three groups of tokens at T=65536
-// and the batch ends with its slowest warp, so what a failed token costs is its warp's latency:
-// at E = 128, T=65536, one such row in 1024 (tiled) added about 8 us to the batch with the exact
-// recomputation and about 3 us with the band (H200; BENCHMARKS.md 34).
+// whose pass-1 keys come within the select margin of the floor. Only where a band outgrows its
+// list, or the bias holds a NaN or an infinity (the fixed point needs finite biases), does the warp
+// recompute its tokens exactly (64-bit keys of every logit, 8 at a time). Each warp routes only two
+// or three groups of tokens at T=65536 and the batch ends with its slowest warp, so what a failed
+// token costs is its warp's latency: at E = 128, T=65536, one such row in 1024 (tiled) added about
+// 8 us to the batch with the exact recomputation and about 3 us with the band (H200; BENCHMARKS.md
+// 34).
 #ifndef TOPK_SIGMOID_KERNEL_SPLIT_BIAS_HPP
 #define TOPK_SIGMOID_KERNEL_SPLIT_BIAS_HPP
 
@@ -176,15 +178,16 @@ __device__ __forceinline__ void ts_split_bias_vector_tanh_ys(uint32_t w0, uint32
   }
 }
 
-// Pass 1 of the vector selection (Select): the key of row vector vec's best pass-1 value, (q of
-// the largest y', 511 - vec), 0 past the row. Since y' is within the select margin of y, the best
-// 8 of these keys need not hold the row's best 8 cheap keys: the check (below) also asks that no
-// vector outside them come within the margin of the k-th place, and the band takes such a vector's
-// logits where one does (y' stays inside the fixed point's range: the margin is far below 2^20).
-// fmaxf ignores a NaN, so the maximum is NaN (q = 0) only where all eight are. With ClampOnSm80, sm_80 builds first turn a NaN maximum into -(2^24 - 1), whose key is the
-// NaN's (q = 0): without it ptxas (CUDA 13.0) spilled 4 bytes in the shapes of 64 and 96 logits a
-// lane, with it 8 in the shape of 128; since the k = 8 kernel (BENCHMARKS.md 45) the shape of 96
-// spills 20 bytes with it and none without, so only the shape of 64 asks for it.
+// Pass 1 of the vector selection (Select): the key of row vector vec's best pass-1 value, (q of the
+// largest y', 511 - vec), 0 past the row. Since y' is within the select margin of y, the best 8 of
+// these keys need not hold the row's best 8 cheap keys: the check (below) also asks that no vector
+// outside them come within the margin of the k-th place, and the band takes such a vector's logits
+// where one does (y' stays inside the fixed point's range: the margin is far below 2^20). fmaxf
+// ignores a NaN, so the maximum is NaN (q = 0) only where all eight are. With ClampOnSm80, sm_80
+// builds first turn a NaN maximum into -(2^24 - 1), whose key is the NaN's (q = 0): without it
+// ptxas (CUDA 13.0) spilled 4 bytes in the shapes of 64 and 96 logits a lane, with it 8 in the
+// shape of 128; since the k = 8 kernel (BENCHMARKS.md 45) the shape of 96 spills 20 bytes with it
+// and none without, so only the shape of 64 asks for it.
 template <int Dtype, bool ClampOnSm80>
 __device__ __forceinline__ uint32_t ts_split_bias_vector_best_key(uint32_t w0, uint32_t w1, uint32_t w2, uint32_t w3,
                                                                   int vec, int experts, const float* bias_fixed,
@@ -250,12 +253,13 @@ __device__ __forceinline__ void ts_split_bias_exact_best8(const Group& group, co
 // The band of a token whose cheap check failed: every expert whose cheap q is at or above the
 // floor q_k - D + 1. Its exact best k are the token's (an expert below the floor is beaten by each
 // of the k experts at or above q_k: top of the file), and it is small (k plus the near-ties), so
-// only its experts get exact values, not the whole row. The group lists them in shared memory:
-// each lane appends the band's keys of its own sorted list (the best 8 of its slice, or with
-// Select of its chosen vectors: complete unless all 8 are in the band), and with Select the
-// experts at or above the floor of its vectors outside the chosen 8 whose pass-1 key comes within
-// the select margin of the floor (their cheap values computed from the row). The list's count counts every append, so a list past
-// kSplitBiasBandCap reads as overflowing, as does an incomplete one (count + kSplitBiasBandCap + 1).
+// only its experts get exact values, not the whole row. The group lists them in shared memory: each
+// lane appends the band's keys of its own sorted list (the best 8 of its slice, or with Select of
+// its chosen vectors: complete unless all 8 are in the band), and with Select the experts at or
+// above the floor of its vectors outside the chosen 8 whose pass-1 key comes within the select
+// margin of the floor (their cheap values computed from the row). The list's count counts every
+// append, so a list past kSplitBiasBandCap reads as overflowing, as does an incomplete one
+// (count + kSplitBiasBandCap + 1).
 constexpr int kSplitBiasBandCap = 16;
 __device__ __forceinline__ void ts_split_bias_band_append(uint32_t* count, uint16_t* band, uint32_t expert) {
   const uint32_t at = atomicAdd(count, 1u);
