@@ -46,6 +46,16 @@ __device__ __forceinline__ void ts_sorted_vector_keys(const uint4& v, uint32_t c
   ts_sort_desc<8>(keys);
 }
 
+// The fields of ts_kernel_args that ts_thread_epilogue reads, passed by value to a function that is
+// not inlined (ts_staged_pair_tail), so the launch's parameters stay where they are.
+struct ts_thread_outputs {
+  float* weights;
+  int32_t* indices;
+  int32_t k;
+  int32_t renormalize;
+  float scale;
+};
+
 // One token's weights and indices from its best 8 keys, sorted: the weights looked up
 // (weight_table.hpp), the renormalisation's sum in rank order (the same additions as every
 // backend), the eight divisions without the IEEE division's branch where that gives its bits
@@ -54,14 +64,17 @@ __device__ __forceinline__ void ts_sorted_vector_keys(const uint4& v, uint32_t c
 // stores of each output where k = 8 and they allow it. The lookups and the one reciprocal took
 // the benchmark's T=65536 E128 from 8.34 to 7.68 us (H200; BENCHMARKS.md, 53). K8: the launch
 // promises k = 8 and 16-byte aligned outputs, so the tests of k and the scalar stores fold away.
-template <int Dtype, bool K8>
-__device__ __forceinline__ void ts_thread_epilogue(const ts_kernel_args& a, const uint32_t (&top)[8], int64_t token,
-                                                   bool vector_stores) {
+// Args: ts_kernel_args, or ts_thread_outputs (its fields of the same names).
+//
+// ts_thread_weights: the weights of the 8 ranks, their sum (0 where the launch does not
+// renormalize) and whether every division may go without the IEEE division's branch.
+template <int Dtype, bool K8, class Args>
+__device__ __forceinline__ bool ts_thread_weights(const Args& a, const uint32_t (&top)[8], float (&w)[8],
+                                                  float& sum) {
   const int k = K8 ? 8 : a.k;
-  float w[8];
 #pragma unroll
   for (int r = 0; r < 8; ++r) w[r] = ts_weight_of_ord<Dtype>(top[r] >> 16);
-  float sum = 0.0f;
+  sum = 0.0f;
   bool in_range = true;
   if (a.renormalize) {  // uniform
 #pragma unroll
@@ -76,36 +89,55 @@ __device__ __forceinline__ void ts_thread_epilogue(const ts_kernel_args& a, cons
       for (int r = 0; r < 8; ++r) in_range = in_range && (r >= k || ts_division_in_range(w[r], sum));
     }
   }
-  float out[8];
+  return in_range;
+}
+
+// ts_thread_store: R consecutive ranks from rank `first` (R = 8: all of them; 4: a pair's lane's
+// half, ts_pair_route), their final weights and indices stored, the weights' first.
+template <bool K8, int R, class Args>
+__device__ __forceinline__ void ts_thread_store(const Args& a, const float (&w)[R], const uint32_t (&key)[R],
+                                                float sum, bool in_range, int64_t token, int first,
+                                                bool vector_stores) {
+  const int k = K8 ? 8 : a.k;
+  float out[R];
   if (in_range || sum == 0.0f) {
     const float reciprocal = ts_reciprocal_refined(sum);
 #pragma unroll
-    for (int r = 0; r < 8; ++r)
+    for (int r = 0; r < R; ++r)
       out[r] = ts_final_weight_of_reciprocal(w[r], sum, reciprocal, a.renormalize != 0, a.scale);
   } else {
 #pragma unroll
-    for (int r = 0; r < 8; ++r) out[r] = ts_final_weight(w[r], sum, true, a.scale);
+    for (int r = 0; r < R; ++r) out[r] = ts_final_weight(w[r], sum, true, a.scale);
   }
-  int32_t index[8];
+  int32_t index[R];
 #pragma unroll
-  for (int r = 0; r < 8; ++r) index[r] = static_cast<int32_t>(ts_key_index(top[r]));
-  const int64_t o = token * k;
+  for (int r = 0; r < R; ++r) index[r] = static_cast<int32_t>(ts_key_index(key[r]));
+  const int64_t o = token * k + first;
   if (K8 || vector_stores) {  // uniform: k = 8, both outputs 16-byte aligned
     float4* const wv = reinterpret_cast<float4*>(a.weights + o);
     int4* const iv = reinterpret_cast<int4*>(a.indices + o);
-    wv[0] = make_float4(out[0], out[1], out[2], out[3]);
-    wv[1] = make_float4(out[4], out[5], out[6], out[7]);
-    iv[0] = make_int4(index[0], index[1], index[2], index[3]);
-    iv[1] = make_int4(index[4], index[5], index[6], index[7]);
+#pragma unroll
+    for (int q = 0; q < R / 4; ++q) wv[q] = make_float4(out[4 * q], out[4 * q + 1], out[4 * q + 2], out[4 * q + 3]);
+#pragma unroll
+    for (int q = 0; q < R / 4; ++q)
+      iv[q] = make_int4(index[4 * q], index[4 * q + 1], index[4 * q + 2], index[4 * q + 3]);
   } else {
 #pragma unroll
-    for (int r = 0; r < 8; ++r) {
-      if (r < k) {
+    for (int r = 0; r < R; ++r) {
+      if (first + r < k) {
         a.weights[o + r] = out[r];
         a.indices[o + r] = index[r];
       }
     }
   }
+}
+
+template <int Dtype, bool K8, class Args>
+__device__ __forceinline__ void ts_thread_epilogue(const Args& a, const uint32_t (&top)[8], int64_t token,
+                                                   bool vector_stores) {
+  float w[8], sum;
+  const bool in_range = ts_thread_weights<Dtype, K8>(a, top, w, sum);
+  ts_thread_store<K8, 8>(a, w, top, sum, in_range, token, 0, vector_stores);
 }
 
 // Vectors 1 .. 7 of the chosen ones merged into top in rank order (R the next rank): rank R adds
@@ -118,6 +150,21 @@ __device__ __forceinline__ void ts_merge_ranked_vectors(const uint4 (&v)[8], con
     ts_sorted_vector_keys<Dtype>(v[R], ts_key_index(chosen[R]), keys);
     ts_fold_ranked<R>(top, keys);
     ts_merge_ranked_vectors<Dtype, R + 1>(v, chosen, top);
+  }
+}
+
+// ts_pair_route's pass 2: the lane's local vectors 1 .. 3 (chosen ranks 2i + half) merged into
+// top in rank order; local vector i adds at most its best 8 - 2i keys, after the i final places.
+template <int Dtype, int I>
+__device__ __forceinline__ void ts_pair_merge_ranked(const uint4 (&v)[4], const uint32_t (&chosen)[8], int half,
+                                                     uint32_t (&top)[8]) {
+  if constexpr (I < 4) {
+    uint32_t keys[8];
+    ts_sorted_vector_keys<Dtype>(v[I], ts_key_index(half != 0 ? chosen[2 * I + 1] : chosen[2 * I]), keys);
+#pragma unroll
+    for (int j = 8 - 2 * I; j < 8; ++j) keys[j] = 0u;
+    ts_fold_ranked<I>(top, keys);
+    ts_pair_merge_ranked<Dtype, I + 1>(v, chosen, half, top);
   }
 }
 
@@ -152,6 +199,63 @@ __device__ __forceinline__ void ts_thread_route(const ts_kernel_args& a, int vec
   ts_merge_ranked_vectors<Dtype, 1>(v, chosen, top);
 
   ts_thread_epilogue<Dtype, K8>(a, top, token, vector_stores);
+}
+
+// One token routed by a pair of lanes, lanes 2j and 2j + 1 of a warp (half = lane & 1), on a
+// row of 16 vectors (E = 128) that load(c) returns: the staged kernel's last tiles
+// (kernel_thread_staged.hpp says why). Every lane of the warp takes part (the exchanges are
+// whole-warp shuffles); `store` says whether the pair's token is one to write. Lane h reads
+// vectors c + 4h + 8d (c < 4, d < 2), so that a quarter warp's 16-byte reads of the staged rows,
+// swizzled by the row's low three bits, fall on eight different bank groups. Pass 1: each lane's
+// 8 vector keys sorted, and one exchange folds the pair's two lists into the row's chosen 8, the
+// same list in both lanes. Pass 2: lane h merges the chosen ranks h, h + 2, h + 4, h + 6 in rank
+// order (its list's first i places are final once i vectors are in; the rank-2i vector adds at
+// most its best 8 - 2i keys: ts_thread_route's argument), and one more exchange folds the two
+// lists into the token's best 8. Then each lane stores four ranks (ts_thread_store).
+template <int Dtype, bool K8, class Args, class LoadVector>
+__device__ __forceinline__ void ts_pair_route(const Args& a, int64_t token, bool store, bool vector_stores,
+                                              const LoadVector& load) {
+  const int half = static_cast<int>(threadIdx.x) & 1;
+  uint32_t chosen[8];
+#pragma unroll
+  for (int d = 0; d < 2; ++d) {
+#pragma unroll
+    for (int c = 0; c < 4; c += 2) {
+      const int va = c + 4 * half + 8 * d;
+      const uint32_t ord = ts_split_ord16x2<Dtype>(ts_vector_max_pair<Dtype>(load(va), load(va + 1)));
+      chosen[4 * d + c] = (ord << 16) | ts_index_field(static_cast<uint32_t>(va));
+      chosen[4 * d + c + 1] = (ord & 0xffff0000u) | ts_index_field(static_cast<uint32_t>(va + 1));
+    }
+  }
+  ts_sort_desc<8>(chosen);
+  uint32_t other[8];
+#pragma unroll
+  for (int i = 0; i < 8; ++i) other[i] = __shfl_xor_sync(0xffffffffu, chosen[i], 1);
+  ts_fold_best8(chosen, other);
+
+  uint4 v[4];
+#pragma unroll
+  for (int i = 0; i < 4; ++i)
+    v[i] = load(static_cast<int>(ts_key_index(half != 0 ? chosen[2 * i + 1] : chosen[2 * i])));
+  uint32_t top[8];
+  ts_sorted_vector_keys<Dtype>(v[0], ts_key_index(half != 0 ? chosen[1] : chosen[0]), top);
+  ts_pair_merge_ranked<Dtype, 1>(v, chosen, half, top);
+#pragma unroll
+  for (int i = 0; i < 8; ++i) other[i] = __shfl_xor_sync(0xffffffffu, top[i], 1);
+  ts_fold_best8(top, other);
+
+  if (store) {  // both lanes compute the whole sum, in rank order; lane h stores ranks 4h .. 4h + 3
+    float w[8], sum;
+    const bool in_range = ts_thread_weights<Dtype, K8>(a, top, w, sum);
+    float mine[4];
+    uint32_t key[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      mine[i] = half != 0 ? w[4 + i] : w[i];
+      key[i] = half != 0 ? top[4 + i] : top[i];
+    }
+    ts_thread_store<K8, 4>(a, mine, key, sum, in_range, token, 4 * half, vector_stores);
+  }
 }
 
 // Whether the k = 8 outputs may be stored as 16-byte vectors (both 16-byte aligned).

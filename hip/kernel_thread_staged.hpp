@@ -24,6 +24,13 @@
 // groups load their rows in two rounds of one token each, and route the first before the second
 // arrives.
 //
+// The tail: at E = 128 a block's last tile of at most 16 tokens (at T=65536 a block has 166, 6 in
+// its last tile) is routed by pairs of lanes (ts_staged_pair_tail): its chain starts after the
+// block's last bytes land, and a pair's is about 60% of one thread's. H200, graph replay, bf16
+// k=8: T=65536 7.26-7.27 -> 7.09-7.12 us, T=80000 8.23-8.24 -> 7.98-8.00, T=90000 9.34-9.40 ->
+// 9.14-9.22. Pairs for a last tile of 17-32 tokens (two warps) lost (T=70000 7.43-7.53 ->
+// 7.74-7.84), and so did pairs for the last two or three tiles (BENCHMARKS.md, 58).
+//
 // Shared memory (ts_staged_shape): a block of 8 warps holds its tiles of 32 rows (256 or 512
 // bytes), 64 KB at E = 128 and 112 KB at E = 256. The vector c of row r sits at vector place c ^
 // (r & 7): a warp's 16-byte reads of one vector index of its 32 rows then fall on 8 different
@@ -174,6 +181,24 @@ __device__ __forceinline__ ts_staged_block ts_staged_begin(const ts_kernel_args&
   return b;
 }
 
+// A last tile of at most 16 tokens (from token `first`, its rows at `rows`, E = 128), routed by pairs
+// of lanes: lanes 2j and 2j + 1 its row j (ts_pair_route; the pairs past the tile route row 0 and
+// store nothing). A pair's chain is about 640 instructions where one thread's is about 1060
+// (sm_90), and this tile's chain starts only once the block's last rows have landed. Not inlined,
+// so that the one-thread route keeps its schedule: inlined, the batches whose tiles all take that
+// route lost up to 1% (H200, graph replay, bf16 k=8, T=98304: 9.63-9.66 -> 9.75 us).
+template <int Dtype, bool K8>
+__device__ __noinline__ void ts_staged_pair_tail(ts_thread_outputs out, bool vector_stores, int64_t first,
+                                                 const unsigned char* rows, int in_tile) {
+  const int pair = static_cast<int>(threadIdx.x & 31) >> 1;
+  const int row = pair < in_tile ? pair : 0;
+  const unsigned char* const staged_row = rows + row * ts_staged_shape<16>::kRowBytes;
+  const int place = row & 7;
+  ts_pair_route<Dtype, K8>(out, first + row, pair < in_tile, vector_stores, [staged_row, place](int v) {
+    return *reinterpret_cast<const uint4*>(staged_row + ((v ^ place) << 4));
+  });
+}
+
 // Warp w routes the block's tile w, lane l the tile's row l. K8: k = 8 and both outputs 16-byte
 // aligned (launch_thread_staged), the common router call, with the epilogue's tests folded away.
 // V: the row's vectors (ts_staged_shape), at compile time, so the route's tests of the row's
@@ -227,6 +252,13 @@ __global__ void __launch_bounds__(kStagedBlock, ts_staged_shape<V>::kBlocksPerSm
     return *reinterpret_cast<const uint4*>(staged_row + ((v ^ place) << 4));
   };
   if constexpr (Shape::kSlots >= kStagedTiles) {
+    // A last tile of at most 16 tokens is routed by pairs of lanes (ts_staged_pair_tail).
+    if (const int in_tile = count - 32 * warp; in_tile <= 16) {  // uniform per warp
+      ts_staged_pair_tail<Dtype, K8>(ts_thread_outputs{a.weights, a.indices, a.k, a.renormalize, a.scale},
+                                     K8 || ts_thread_vector_stores(a), first + warp * 32,
+                                     ts_staged_shared + slot * 32 * Shape::kRowBytes, in_tile);
+      return;
+    }
     if (local_token >= count) return;
     ts_thread_route<Dtype, K8, V>(a, V, first + local_token, K8 || ts_thread_vector_stores(a), load);
   } else {
