@@ -28,7 +28,7 @@
 // its last tile) is routed by pairs of lanes (ts_staged_pair_tail): its chain starts after the
 // block's last bytes land, and a pair's is about 60% of one thread's. H200, graph replay, bf16
 // k=8: T=65536 7.26-7.27 -> 7.09-7.12 us, T=80000 8.23-8.24 -> 7.98-8.00, T=90000 9.34-9.40 ->
-// 9.14-9.22. Pairs for a last tile of 17-32 tokens (two warps) lost (T=70000 7.43-7.53 ->
+// 9.14-9.22. Pairs for a last tile of 17-32 tokens (two warps) lost (T=70000 7.53-7.67 ->
 // 7.74-7.84), and so did pairs for the last two or three tiles (BENCHMARKS.md, 58).
 //
 // Shared memory (ts_staged_shape): a block of 8 warps holds its tiles of 32 rows (256 or 512
