@@ -181,12 +181,12 @@ __device__ __forceinline__ ts_staged_block ts_staged_begin(const ts_kernel_args&
   return b;
 }
 
-// A last tile of at most 16 tokens (from token `first`, its rows at `rows`, E = 128), routed by pairs
-// of lanes: lanes 2j and 2j + 1 its row j (ts_pair_route; the pairs past the tile route row 0 and
-// store nothing). A pair's chain is about 640 instructions where one thread's is about 1060
-// (sm_90), and this tile's chain starts only once the block's last rows have landed. Not inlined,
-// so that the one-thread route keeps its schedule: inlined, the batches whose tiles all take that
-// route lost up to 1% (H200, graph replay, bf16 k=8, T=98304: 9.63-9.66 -> 9.75 us).
+// A last tile of at most 16 tokens (from token `first`, its rows at `rows`, E = 128), routed by
+// pairs of lanes: lanes 2j and 2j + 1 its row j (ts_pair_route; the pairs past the tile route
+// row 0 and store nothing). A pair's chain is about 640 instructions where one thread's is about
+// 1060 (sm_90), and this tile's chain starts only once the block's last rows have landed. Not
+// inlined, so that the one-thread route keeps its schedule: inlined, the batches whose tiles all
+// take that route lost up to 1% (H200, graph replay, bf16 k=8, T=98304: 9.63-9.66 -> 9.75 us).
 template <int Dtype, bool K8>
 __device__ __noinline__ void ts_staged_pair_tail(ts_thread_outputs out, bool vector_stores, int64_t first,
                                                  const unsigned char* rows, int in_tile) {
