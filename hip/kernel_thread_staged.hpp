@@ -181,6 +181,11 @@ __device__ __forceinline__ ts_staged_block ts_staged_begin(const ts_kernel_args&
   return b;
 }
 
+// Vector v of a staged row (16 bytes, at its swizzled place v ^ place, place = the row's r & 7).
+__device__ __forceinline__ uint4 ts_staged_vector(const unsigned char* row, int place, int v) {
+  return *reinterpret_cast<const uint4*>(row + ((v ^ place) << 4));
+}
+
 // A last tile of at most 16 tokens (from token `first`, its rows at `rows`, E = 128), routed by
 // pairs of lanes: lanes 2j and 2j + 1 its row j (ts_pair_route; the pairs past the tile route
 // row 0 and store nothing). A pair's chain is about 640 instructions where one thread's is about
@@ -194,9 +199,8 @@ __device__ __noinline__ void ts_staged_pair_tail(ts_thread_outputs out, bool vec
   const int row = pair < in_tile ? pair : 0;
   const unsigned char* const staged_row = rows + row * ts_staged_shape<16>::kRowBytes;
   const int place = row & 7;
-  ts_pair_route<Dtype, K8>(out, first + row, pair < in_tile, vector_stores, [staged_row, place](int v) {
-    return *reinterpret_cast<const uint4*>(staged_row + ((v ^ place) << 4));
-  });
+  ts_pair_route<Dtype, K8>(out, first + row, pair < in_tile, vector_stores,
+                           [staged_row, place](int v) { return ts_staged_vector(staged_row, place, v); });
 }
 
 // Warp w routes the block's tile w, lane l the tile's row l. K8: k = 8 and both outputs 16-byte
@@ -248,9 +252,7 @@ __global__ void __launch_bounds__(kStagedBlock, ts_staged_shape<V>::kBlocksPerSm
   const int slot = warp < Shape::kSlots ? warp : warp - Shape::kSlots;
   const unsigned char* const staged_row = ts_staged_shared + (slot * 32 + lane) * Shape::kRowBytes;
   const int place = lane & 7;
-  const auto load = [staged_row, place](int v) {
-    return *reinterpret_cast<const uint4*>(staged_row + ((v ^ place) << 4));
-  };
+  const auto load = [staged_row, place](int v) { return ts_staged_vector(staged_row, place, v); };
   if constexpr (Shape::kSlots >= kStagedTiles) {
     // A last tile of at most 16 tokens is routed by pairs of lanes (ts_staged_pair_tail).
     if (const int in_tile = count - 32 * warp; in_tile <= 16) {  // uniform per warp
