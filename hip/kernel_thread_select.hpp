@@ -140,33 +140,27 @@ __device__ __forceinline__ void ts_thread_epilogue(const Args& a, const uint32_t
   ts_thread_store<K8, 8>(a, w, top, sum, in_range, token, 0, vector_stores);
 }
 
-// Vectors 1 .. 7 of the chosen ones merged into top in rank order (R the next rank): rank R adds
-// at most its best 8 - R keys, after the R places that are final.
-template <int Dtype, int R>
-__device__ __forceinline__ void ts_merge_ranked_vectors(const uint4 (&v)[8], const uint32_t (&chosen)[8],
+// Local vectors I .. N - 1 of a route merged into top in rank order: the thread route's chosen
+// vectors (Step 1: local vector i is rank i) or a pair's lane's (Step 2: rank 2i + half), held in
+// v. Local vector i adds at most its best 8 - Step * i keys (the rank-r vector holds at most 8 - r
+// of the best 8), after the i places that are final (the maxima of the i vectors before it beat
+// each of its keys); with Step 1, ts_fold_ranked<I> reads no more than those.
+template <int Dtype, int Step, int I, int N>
+__device__ __forceinline__ void ts_merge_ranked_vectors(const uint4 (&v)[N], const uint32_t (&chosen)[8], int half,
                                                         uint32_t (&top)[8]) {
-  if constexpr (R < 8) {
+  if constexpr (I < N) {
     uint32_t keys[8];
-    ts_sorted_vector_keys<Dtype>(v[R], ts_key_index(chosen[R]), keys);
-    ts_fold_ranked<R>(top, keys);
-    ts_merge_ranked_vectors<Dtype, R + 1>(v, chosen, top);
+    const uint32_t rank_key = Step == 1 ? chosen[I] : half != 0 ? chosen[Step * I + 1] : chosen[Step * I];
+    ts_sorted_vector_keys<Dtype>(v[I], ts_key_index(rank_key), keys);
+    if constexpr (Step > 1) {
+#pragma unroll
+      for (int j = 8 - Step * I; j < 8; ++j) keys[j] = 0u;
+    }
+    ts_fold_ranked<I>(top, keys);
+    ts_merge_ranked_vectors<Dtype, Step, I + 1>(v, chosen, half, top);
   }
 }
 
-// ts_pair_route's pass 2: the lane's local vectors 1 .. 3 (chosen ranks 2i + half) merged into
-// top in rank order; local vector i adds at most its best 8 - 2i keys, after the i final places.
-template <int Dtype, int I>
-__device__ __forceinline__ void ts_pair_merge_ranked(const uint4 (&v)[4], const uint32_t (&chosen)[8], int half,
-                                                     uint32_t (&top)[8]) {
-  if constexpr (I < 4) {
-    uint32_t keys[8];
-    ts_sorted_vector_keys<Dtype>(v[I], ts_key_index(half != 0 ? chosen[2 * I + 1] : chosen[2 * I]), keys);
-#pragma unroll
-    for (int j = 8 - 2 * I; j < 8; ++j) keys[j] = 0u;
-    ts_fold_ranked<I>(top, keys);
-    ts_pair_merge_ranked<Dtype, I + 1>(v, chosen, half, top);
-  }
-}
 
 // One token routed from its row, vector c of which (8 logits, 16 bytes) load(c) returns: the
 // rows of ts_thread_select_kernel come from global memory, those of ts_thread_staged_kernel
@@ -196,7 +190,7 @@ __device__ __forceinline__ void ts_thread_route(const ts_kernel_args& a, int vec
   for (int r = 0; r < 8; ++r) v[r] = load(static_cast<int>(ts_key_index(chosen[r])));
   uint32_t top[8];
   ts_sorted_vector_keys<Dtype>(v[0], ts_key_index(chosen[0]), top);
-  ts_merge_ranked_vectors<Dtype, 1>(v, chosen, top);
+  ts_merge_ranked_vectors<Dtype, 1, 1>(v, chosen, 0, top);
 
   ts_thread_epilogue<Dtype, K8>(a, top, token, vector_stores);
 }
@@ -239,7 +233,7 @@ __device__ __forceinline__ void ts_pair_route(const Args& a, int64_t token, bool
     v[i] = load(static_cast<int>(ts_key_index(half != 0 ? chosen[2 * i + 1] : chosen[2 * i])));
   uint32_t top[8];
   ts_sorted_vector_keys<Dtype>(v[0], ts_key_index(half != 0 ? chosen[1] : chosen[0]), top);
-  ts_pair_merge_ranked<Dtype, 1>(v, chosen, half, top);
+  ts_merge_ranked_vectors<Dtype, 2, 1>(v, chosen, half, top);
 #pragma unroll
   for (int i = 0; i < 8; ++i) other[i] = __shfl_xor_sync(0xffffffffu, top[i], 1);
   ts_fold_best8(top, other);
