@@ -235,11 +235,23 @@ __global__ void __launch_bounds__(kStagedBlock, ts_staged_shape<V>::kBlocksPerSm
   // Rows row + p * kRowsPerPass share row & 7, so their swizzled places differ by whole passes.
   uint32_t dst = rows + static_cast<uint32_t>(row * Shape::kRowBytes + ((c ^ (row & 7)) << 4));
   constexpr uint32_t kDstPass = kRowsPerPass * Shape::kRowBytes, kDstTile = 32u * Shape::kRowBytes;
+  // E = 128: a last tile of fewer than 16 tokens takes `moved` more from the tile before it, so
+  // that it has 16 (the pairs' warp) and the tile before, whose one-thread chain ends the block,
+  // lands earlier (H200, graph replay, bf16 k=8, T=65536: 7.07-7.15 -> 6.93-6.96 us;
+  // BENCHMARKS.md 59).
+  const int last_tokens = count - 32 * (tiles - 1);
+  const int moved = V == 16 && tiles >= 2 && last_tokens < 16 ? 16 - last_tokens : 0;
   const int own = tiles < Shape::kSlots ? tiles : Shape::kSlots;
   for (int tile = 0, local = row; tile < own; ++tile, local += 32) {
+    int limit = count;  // this tile's rows are those with local + p * kRowsPerPass below it
+    if (moved != 0 && tile == tiles - 2) limit = count - 16;
+    if (moved != 0 && tile == tiles - 1) {
+      limit = count + moved;
+      src -= moved * a.row_stride;
+    }
 #pragma unroll
     for (int p = 0; p < kPasses; ++p)
-      if (local + p * kRowsPerPass < count) ts_copy16_async(dst + p * kDstPass, src + p * src_pass);
+      if (local + p * kRowsPerPass < limit) ts_copy16_async(dst + p * kDstPass, src + p * src_pass);
     ts_mbarrier_arrive_after_copies(bars + 8u * static_cast<uint32_t>(tile));
     src += src_tile;
     dst += kDstTile;
@@ -248,20 +260,22 @@ __global__ void __launch_bounds__(kStagedBlock, ts_staged_shape<V>::kBlocksPerSm
   const int warp = static_cast<int>(threadIdx.x) >> 5, lane = static_cast<int>(threadIdx.x) & 31;
   if (warp >= tiles) return;
   ts_mbarrier_wait(bars + 8u * static_cast<uint32_t>(warp), 0u);
-  const int local_token = warp * 32 + lane;
+  const int tile_start = warp * 32 - (warp == tiles - 1 ? moved : 0);
+  const int tile_end = moved != 0 && warp == tiles - 2 ? count - 16 : count;
+  const int local_token = tile_start + lane;
   const int slot = warp < Shape::kSlots ? warp : warp - Shape::kSlots;
   const unsigned char* const staged_row = ts_staged_shared + (slot * 32 + lane) * Shape::kRowBytes;
   const int place = lane & 7;
   const auto load = [staged_row, place](int v) { return ts_staged_vector(staged_row, place, v); };
   if constexpr (Shape::kSlots >= kStagedTiles) {
     // A last tile of at most 16 tokens is routed by pairs of lanes (ts_staged_pair_tail).
-    if (const int in_tile = count - 32 * warp; in_tile <= 16) {  // uniform per warp
+    if (const int in_tile = count - tile_start; in_tile <= 16) {  // uniform per warp
       ts_staged_pair_tail<Dtype, K8>(ts_thread_outputs{a.weights, a.indices, a.k, a.renormalize, a.scale},
-                                     K8 || ts_thread_vector_stores(a), first + warp * 32,
+                                     K8 || ts_thread_vector_stores(a), first + tile_start,
                                      ts_staged_shared + slot * 32 * Shape::kRowBytes, in_tile);
       return;
     }
-    if (local_token >= count) return;
+    if (local_token >= tile_end) return;
     ts_thread_route<Dtype, K8, V>(a, V, first + local_token, K8 || ts_thread_vector_stores(a), load);
   } else {
     if (local_token < count)
