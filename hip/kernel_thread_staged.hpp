@@ -29,7 +29,10 @@
 // block's last bytes land, and a pair's is about 60% of one thread's. H200, graph replay, bf16
 // k=8: T=65536 7.26-7.27 -> 7.09-7.12 us, T=80000 8.23-8.24 -> 7.98-8.00, T=90000 9.34-9.40 ->
 // 9.14-9.22. Pairs for a last tile of 17-32 tokens (two warps) lost (T=70000 7.53-7.67 ->
-// 7.74-7.84), and so did pairs for the last two or three tiles (BENCHMARKS.md, 58).
+// 7.74-7.84), and so did pairs for the last two or three tiles (BENCHMARKS.md, 58). A last tile
+// of fewer than 16 tokens is filled up to 16 from the tile before it (at T=65536 tiles of 32 x 4,
+// 22 and 16), so that tile, whose one-thread chain is the tail then, lands earlier: T=65536
+// 7.07-7.15 -> 6.93-6.96 us (59).
 //
 // Shared memory (ts_staged_shape): a block of 8 warps holds its tiles of 32 rows (256 or 512
 // bytes), 64 KB at E = 128 and 112 KB at E = 256. The vector c of row r sits at vector place c ^

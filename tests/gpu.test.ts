@@ -433,9 +433,10 @@ gpuDescribe("GPU backends are byte-identical to the host backend", () => {
   // The staged thread select kernel (hip/kernel_thread_staged.hpp, NVIDIA sm_80+) routes E = 128
   // and 256 from 480 tokens per SM: the block copies its rows into shared memory (cp.async, one
   // mbarrier per tile of 32 rows, vector places swizzled) and each thread routes one token from
-  // there, or at E = 128 in a last tile of at most 16 tokens each pair of lanes (both batches
-  // below have one: 1 and 9 tokens on a card of 132 SMs); at E = 256 the block's tile 7 reuses
-  // the slot of tile 0. Both grid forms at E = 128:
+  // there, or at E = 128 in a last tile of at most 16 tokens each pair of lanes, a last tile of
+  // fewer taking tokens from the tile before it until it has 16 (both batches below have one: 1
+  // and 9 tokens on a card of 132 SMs, so the tile before keeps 17 and 25); at E = 256 the
+  // block's tile 7 reuses the slot of tile 0. Both grid forms at E = 128:
   // the SMs' resident blocks sharing the batch (a last tile part-filled), and blocks of 256 tokens
   // beyond what those hold (E = 256 takes the vector select kernel there); padded rows, k = 8
   // (16-byte stores) and k < 8, adversarial and benchmark rows.
