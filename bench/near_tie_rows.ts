@@ -8,11 +8,10 @@
 // way on the card; the counts are a model of the kernel's check, not a copy of it.
 import { bf16BitsToFloat, type Dtype } from "../mod.ts";
 import { makeBias } from "../tests/gpu_cases.ts";
-import { HostInputs } from "./lib/gpu.ts";
+import { BASE_ROWS, HostInputs } from "./lib/gpu.ts";
 
 const K = 8;
 const EXPERTS = [128, 256, 384, 512];
-const BASE_ROWS = 1024;
 
 /** The kernel's fixed-point scale and margins in q (one q is 1 / scale of a value). */
 function margins(bias: Float32Array): { scale: number; gap: number; selectMargin: number } {

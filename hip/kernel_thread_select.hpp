@@ -161,7 +161,6 @@ __device__ __forceinline__ void ts_merge_ranked_vectors(const uint4 (&v)[N], con
   }
 }
 
-
 // One token routed from its row, vector c of which (8 logits, 16 bytes) load(c) returns: the
 // rows of ts_thread_select_kernel come from global memory, those of ts_thread_staged_kernel
 // (kernel_thread_staged.hpp) from shared memory. A row has `vectors` <= MaxVectors (16, or 32

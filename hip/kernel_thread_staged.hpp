@@ -239,9 +239,7 @@ __global__ void __launch_bounds__(kStagedBlock, ts_staged_shape<V>::kBlocksPerSm
   uint32_t dst = rows + static_cast<uint32_t>(row * Shape::kRowBytes + ((c ^ (row & 7)) << 4));
   constexpr uint32_t kDstPass = kRowsPerPass * Shape::kRowBytes, kDstTile = 32u * Shape::kRowBytes;
   // E = 128: a last tile of fewer than 16 tokens takes `moved` more from the tile before it, so
-  // that it has 16 (the pairs' warp) and the tile before, whose one-thread chain ends the block,
-  // lands earlier (H200, graph replay, bf16 k=8, T=65536: 7.07-7.15 -> 6.93-6.96 us;
-  // BENCHMARKS.md 59).
+  // that it has 16 (the pairs' warp) and the tile before lands earlier (the top of the file, 59).
   const int last_tokens = count - 32 * (tiles - 1);
   const int moved = V == 16 && tiles >= 2 && last_tokens < 16 ? 16 - last_tokens : 0;
   const int own = tiles < Shape::kSlots ? tiles : Shape::kSlots;

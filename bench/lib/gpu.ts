@@ -25,7 +25,7 @@ import { callsFor, estimateUs, slotsFor, workingSetBytes } from "./rotation.ts";
 import { median } from "./util.ts";
 
 /** Rows of random logits generated per (E, dtype); longer inputs repeat them (the GPU cannot tell). */
-const BASE_ROWS = 1024;
+export const BASE_ROWS = 1024;
 const ROW_STEP = 131; // slot j starts at base row (j * ROW_STEP) % BASE_ROWS: different data per slot
 
 const allocSize = (bytes: number) => 2 ** Math.ceil(Math.log2(Math.max(4096, bytes)));
