@@ -269,17 +269,17 @@ __device__ __forceinline__ void ts_split_bias_band_incomplete(uint32_t* count) {
   atomicAdd(count, kSplitBiasBandCap + 1u);
 }
 
-// Whether one of a lane's vectors outside the chosen 8 holds a cheap key at or above the floor
-// (Select), for a lane whose best such pass-1 key comes within the select margin of it: those
-// vectors' cheap values computed from the row, best pass-1 key first, until one reaches the floor
-// or the next cannot. A lane whose list runs out on the way cannot tell (true). Without this, a
-// vector whose pass-1 key only came within the margin sent its token to the band: a near-miss
-// that the exact pass-1 keys had passed (H200, graph replay, bf16 k=8 T=65536 with bias, one such
-// row among the benchmark's 1024 base rows added about 4 us at E = 256: 20.87 -> 24.97 us).
-template <int Dtype, int V, int S>
-__device__ __forceinline__ bool ts_split_bias_outside_reaches(const uint16_t* row, const float* bias_fixed,
-                                                              float scale, uint32_t floor_q, uint32_t unchosen,
-                                                              uint32_t margin, const uint32_t* lane_vector_keys) {
+// The walk of a lane's vectors outside the chosen 8 (Select) whose pass-1 key comes within the
+// select margin of the floor, best pass-1 key first (lane_vector_keys: the lane's sorted pass-1
+// vector keys, entry j at j * kSplitBlock; unchosen: the best of them outside the 8): each one's
+// cheap values computed from the row and handed to visit(vec, y), which returns whether the walk
+// may stop there. False where it ended at a vector below the margin (or at the list's end, where
+// the lane kept every vector); true where visit stopped it, or where the lane's list ran out while
+// its vectors still came within the margin (it kept only its best S of more: the rest unknown).
+template <int Dtype, int V, int S, class Visit>
+__device__ __forceinline__ bool ts_split_bias_walk_outside(const uint16_t* row, const float* bias_fixed, float scale,
+                                                           uint32_t floor_q, uint32_t unchosen, uint32_t margin,
+                                                           const uint32_t* lane_vector_keys, Visit visit) {
 #pragma unroll 1
   for (int j = 0; j < S; ++j) {
     const uint32_t key = lane_vector_keys[j * kSplitBlock];
@@ -289,16 +289,34 @@ __device__ __forceinline__ bool ts_split_bias_outside_reaches(const uint16_t* ro
     const uint4 v = *reinterpret_cast<const uint4*>(row + vec * 8);
     float y[8];
     ts_split_bias_vector_ys<Dtype>(v.x, v.y, v.z, v.w, vec, bias_fixed, scale, y);
-    const float best =
-        fmaxf(fmaxf(fmaxf(y[0], y[1]), fmaxf(y[2], y[3])), fmaxf(fmaxf(y[4], y[5]), fmaxf(y[6], y[7])));
-    if ((ts_split_bias_key_of_y(best, 0u) >> 9) >= floor_q) return true;
+    if (visit(vec, y)) return true;
   }
   return V / 8 > S;
 }
 
-// The band's experts in a lane's vectors outside the chosen 8 (Select; lane_vector_keys: the lane's
-// sorted pass-1 vector keys, entry j at j * kSplitBlock; unchosen: the best of them outside the 8,
-// all ones if unknown; margin: the select margin), then the band's size once the group has appended.
+// Whether one of a lane's vectors outside the chosen 8 holds a cheap key at or above the floor
+// (Select), for a lane whose best such pass-1 key comes within the select margin of it: the walk
+// above until one reaches the floor or the next cannot. A lane whose list runs out on the way
+// cannot tell (true). Without this, a vector whose pass-1 key only came within the margin sent
+// its token to the band: a near-miss that the exact pass-1 keys had passed (H200, graph replay,
+// bf16 k=8 T=65536 with bias, one such row among the benchmark's 1024 base rows added about 4 us
+// at E = 256: 20.87 -> 24.97 us).
+template <int Dtype, int V, int S>
+__device__ __forceinline__ bool ts_split_bias_outside_reaches(const uint16_t* row, const float* bias_fixed,
+                                                              float scale, uint32_t floor_q, uint32_t unchosen,
+                                                              uint32_t margin, const uint32_t* lane_vector_keys) {
+  const auto reaches = [floor_q](int, const float(&y)[8]) {
+    const float best =
+        fmaxf(fmaxf(fmaxf(y[0], y[1]), fmaxf(y[2], y[3])), fmaxf(fmaxf(y[4], y[5]), fmaxf(y[6], y[7])));
+    return (ts_split_bias_key_of_y(best, 0u) >> 9) >= floor_q;
+  };
+  return ts_split_bias_walk_outside<Dtype, V, S>(row, bias_fixed, scale, floor_q, unchosen, margin, lane_vector_keys,
+                                                 reaches);
+}
+
+// The band's experts in a lane's vectors outside the chosen 8 (Select: the walk above, every one
+// of its vectors' experts at or above the floor appended; unchosen all ones: unknown, as is a list
+// that runs out in the band), then the band's size once the group has appended.
 template <int Dtype, int V, bool Select, int S>
 __device__ __forceinline__ uint32_t ts_split_bias_band_size(const uint16_t* row, const float* bias_fixed, float scale,
                                                             uint32_t floor_q, uint32_t unchosen, uint32_t margin,
@@ -308,23 +326,18 @@ __device__ __forceinline__ uint32_t ts_split_bias_band_size(const uint16_t* row,
     if (unchosen == ~0u) {
       ts_split_bias_band_incomplete(count);
     } else if ((unchosen >> 9) + margin >= floor_q) {
-      int j = 0;
-#pragma unroll 1
-      for (; j < S; ++j) {
-        const uint32_t key = lane_vector_keys[j * kSplitBlock];
-        if (key > unchosen) continue;     // a chosen vector: its band keys are in the lane's list
-        if ((key >> 9) + margin < floor_q) break;  // this vector and the rest are below the band
-        const int vec = 511 - static_cast<int>(key & 511u);
-        const uint4 v = *reinterpret_cast<const uint4*>(row + vec * 8);
-        float y[8];
-        ts_split_bias_vector_ys<Dtype>(v.x, v.y, v.z, v.w, vec, bias_fixed, scale, y);
+      const auto append = [floor_q, count, band](int vec, const float(&y)[8]) {
 #pragma unroll
         for (int i = 0; i < 8; ++i) {
           if ((ts_split_bias_key_of_y(y[i], 0u) >> 9) >= floor_q)  // q, as in the key
             ts_split_bias_band_append(count, band, static_cast<uint32_t>(vec * 8 + i));
         }
-      }
-      if (V / 8 > S && j == S) ts_split_bias_band_incomplete(count);  // the lane's list ran out in the band
+        return false;
+      };
+      // append never stops the walk, so true means the lane's list ran out in the band
+      if (ts_split_bias_walk_outside<Dtype, V, S>(row, bias_fixed, scale, floor_q, unchosen, margin, lane_vector_keys,
+                                                  append))
+        ts_split_bias_band_incomplete(count);
     }
   }
   __syncwarp(group_mask);
