@@ -346,8 +346,11 @@ inline bool ts_split_bias_pays(int64_t tokens, int sms) { return tokens / sms >=
 // the hint alone: 15.27-15.37, its loads doubling the rows' requests), and so did two rows a group
 // hinted (15.39-15.44) and the hint as loads (14.62-14.68, dependent_launch.hpp). The kernel's
 // schedule decides as much: a build that computed the same first row by a helper of its own (the
-// same requests) ran 15.3 us (BENCHMARKS.md 47). Other k, shapes and batch sizes keep the launch
-// above (not measured with the hint).
+// same requests) ran 15.3 us (BENCHMARKS.md 47). The vector selection's 4 x 64 and 4 x 96 shapes
+// (E = 129..384) take the same form, where its next-row prefetch spans their longer rows (H200,
+// T=65536: E256 with bias about 1.1 us faster, E384 0.8-1.3; BENCHMARKS.md 60); E512 lost with
+// that prefetch. Other k, shapes and batch sizes keep the launch above (not measured with the
+// hint).
 inline bool ts_split_bias_hint_pays(const ts_launch_stream& stream, unsigned grid, unsigned resident, int64_t tokens,
                                     int sms) {
   return stream.dependent && grid == resident && tokens / sms >= 384;
@@ -522,7 +525,7 @@ void launch_split_shape(const ts_kernel_args& k, const ts_launch_stream& stream,
   if constexpr (HasBias) {  // k = 8 has a kernel of its own (kernel_split_bias.hpp, FixedK)
     kernel = k.k == 8 ? ts_split_bias_kernel<Policy, Dtype, W, V, Select, 8>
                       : ts_split_bias_kernel<Policy, Dtype, W, V, Select, 0>;
-    if constexpr (W == 4 && V == 32 && !Select) {
+    if constexpr (W == 4 && (V == 32 ? !Select : Select && V <= 96)) {
       if (k.k == 8 && ts_split_bias_hint_pays(stream, grid, resident, k.tokens, sms)) {
         kernel = ts_split_bias_kernel<Policy, Dtype, W, V, Select, 8, true>;
         args.early_dependents = 1;

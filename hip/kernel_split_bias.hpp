@@ -427,7 +427,7 @@ __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_s
   static_assert(Dtype != TS_DTYPE_F32, "16-bit logits");
   static_assert(V % 8 == 0 && W >= 2 && W <= 16 && W * V <= (Select ? 512 : 256), "split shapes");
   static_assert(!Select || W == 4 || W == 8, "vector selection: 4 or 8 lanes");
-  static_assert(!Hint || W * V <= 128, "Hint: the next-row prefetch asks for two 128-byte lines");
+  static_assert(!Hint || W * V <= 128 || (Select && W == 4 && W * V <= 384), "Hint: the shapes it gained in");
   constexpr int kRanks = 8 / W > 0 ? 8 / W : 1;  // ranks per lane (k <= 8)
   constexpr int kGroups = kSplitBlock / W;
   constexpr int kSortKeys = V / 8 <= 4 ? 4 : 8;  // Select: a lane's vector keys (its best 8 above 8), padded
@@ -564,12 +564,28 @@ __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_s
     // with every row already in the L2 (13.13-13.15 -> 13.31-13.33); one line from each of lanes 0
     // and 1 read 13.49-13.51 and 13.40-13.42. The H100's trip is about twice the H200's, which is
     // why the form is kept (BENCHMARKS.md 49).
-    if constexpr (Hint) {
+    // With Select (E = 129..384) the row's 4 or 6 lines, one or two a lane, so that the group's
+    // next pass does not start with a trip to HBM (H200, the benchmark's bandwidth section on
+    // seeds 1 / 2 / 3, T=65536 bf16 k=8 with bias, against 7ba490a in the same calls: E256
+    // 20.6-20.8 / 23.6-23.7 / 20.9 -> 19.6-19.7 / 22.5-22.6 / 19.6-19.7 us, E384 26.0-26.2 /
+    // 28.8-28.9 / 26.0-26.1 -> 25.2-25.3 / 27.5 / 25.0; the prefetch without the Hint launch
+    // took about half of that). At E512 the same prefetch lost 1.5-2.3 us: twice its rows in
+    // flight, about 69 MB, pass the L2 (an inference, not measured), so 4 x 128 has no Hint form
+    // (BENCHMARKS.md 60).
+    if constexpr (Hint && W * V <= 128) {
       const int64_t next = token + stride;
       if (next < a.tokens && lane == 0) {
         const uint16_t* const next_row = logits + next * a.row_stride;
         asm volatile("prefetch.global.L2 [%0];" ::"l"(next_row));
         asm volatile("prefetch.global.L2 [%0];" ::"l"(next_row + 64));
+      }
+    } else if constexpr (Hint) {
+      const int64_t next = token + stride;
+      if (next < a.tokens) {
+        const uint16_t* const next_row = logits + next * a.row_stride;
+#pragma unroll
+        for (int line = lane; line < W * V / 64; line += W)
+          if (line * 64 < a.experts) asm volatile("prefetch.global.L2 [%0];" ::"l"(next_row + 64 * line));
       }
     }
 

@@ -470,7 +470,7 @@ gpuDescribe("GPU backends are byte-identical to the host backend", () => {
       { experts: 384, tokens: large, bias: false }, // vector select
       { experts: 128, tokens: Math.max(63 * sms, 8192), bias: false }, // split (4 lanes)
       { experts: 128, tokens: large, bias: true }, // split bias (Hint form)
-      { experts: 384, tokens: large, bias: true }, // split bias (vector selection)
+      { experts: 384, tokens: large, bias: true }, // split bias (vector selection, Hint form)
     ];
     for (const { experts, tokens, bias } of cases) {
       const width = experts / 8;
@@ -553,16 +553,18 @@ gpuDescribe("GPU backends are byte-identical to the host backend", () => {
     expect(diff).toBeUndefined();
   }, 600_000);
 
-  // With a bias, E = 65..128 and k = 8 from 384 tokens per SM, as a dependent launch (sm_90), take
+  // With a bias, E = 65..384 and k = 8 from 384 tokens per SM, as a dependent launch (sm_90), take
   // the split bias kernel's Hint form (hip/device_backend.hip, ts_split_bias_hint_pays): the L2
-  // hint at each group's first row before the wait, and the next kernel let in at once. Batches of
-  // 384 and 496 tokens per SM (the benchmark's T=65536), every bias kind, both dtypes, padded
-  // strides; k = 4 at the same sizes keeps the plain form.
-  test("split bias kernel, Hint form (E 72-128, k 8, from 384 tokens per SM): every bias kind", () => {
+  // hint at each group's first row before the wait, the next kernel let in at once, and each
+  // group's next row asked of the L2 during a token (E = 200: a row shorter than its shape, whose
+  // lines past the row are not asked for). Batches of 384 and 496 tokens per SM (the benchmark's
+  // T=65536), every bias kind, both dtypes, padded strides; k = 4 at the same sizes keeps the plain
+  // form.
+  test("split bias kernel, Hint form (E 72-384, k 8, from 384 tokens per SM): every bias kind", () => {
     const sms = info?.multiprocessors ?? 132;
     const diff = splitBiasSweep({
       tokens: [384 * sms + 3, 496 * sms + 17],
-      experts: () => [72, 120, 128],
+      experts: () => [72, 120, 128, 200, 384],
       seed: 1900,
       k: (i) => (i % 6 === 5 ? 4 : 8),
       pad: (i) => (i % 3 === 0 ? 8 : 0),

@@ -90,10 +90,13 @@ const cases: [number, number, Dtype, boolean | "near-ties", number, number][] = 
   [128, 8, "bf16", "near-ties", 0, large],
   [448, 8, "f16", "near-ties", 8, large],
   [128, 6, "bf16", true, 0, mid],
-  // From 384 tokens per SM, E <= 128 and k = 8: the split bias kernel's Hint form (its L2 hint
-  // before the wait, the next kernel let in at once; device_backend.hip, ts_split_bias_hint_pays).
+  // From 384 tokens per SM, E <= 384 and k = 8: the split bias kernel's Hint form (its L2 hint
+  // before the wait, the next kernel let in at once, the next row asked of the L2 during a token;
+  // device_backend.hip, ts_split_bias_hint_pays).
   [128, 8, "bf16", true, 0, huge],
   [120, 8, "f16", "near-ties", 8, huge],
+  [200, 8, "bf16", true, 8, huge],
+  [384, 8, "f16", "near-ties", 0, huge],
   [384, 3, "f32", true, 0, large],
 ];
 let failures = 0;
