@@ -261,6 +261,8 @@ __global__ void __launch_bounds__(kStagedBlock, ts_staged_shape<V>::kBlocksPerSm
   const int warp = static_cast<int>(threadIdx.x) >> 5, lane = static_cast<int>(threadIdx.x) & 31;
   if (warp >= tiles) return;
   ts_mbarrier_wait(bars + 8u * static_cast<uint32_t>(warp), 0u);
+  // This warp's tile: the bounds the copy loop above gave its rows (`moved`). Written here a second
+  // time on purpose: one helper for both cost E = 128 1.5% (BENCHMARKS.md, Not kept after 60).
   const int tile_start = warp * 32 - (warp == tiles - 1 ? moved : 0);
   const int tile_end = moved != 0 && warp == tiles - 2 ? count - 16 : count;
   const int local_token = tile_start + lane;
