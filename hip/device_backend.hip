@@ -349,8 +349,8 @@ inline bool ts_split_bias_pays(int64_t tokens, int sms) { return tokens / sms >=
 // same requests) ran 15.3 us (BENCHMARKS.md 47). The vector selection's 4 x 64 and 4 x 96 shapes
 // (E = 129..384) take the same form, where its next-row prefetch spans their longer rows (H200,
 // T=65536: E256 with bias about 1.1 us faster, E384 0.8-1.3; BENCHMARKS.md 60); E512 lost with
-// that prefetch. Other k, shapes and batch sizes keep the launch above (not measured with the
-// hint).
+// that prefetch and with the Hint launch alone. Other k, shapes and batch sizes keep the launch
+// above (not measured with the hint).
 inline bool ts_split_bias_hint_pays(const ts_launch_stream& stream, unsigned grid, unsigned resident, int64_t tokens,
                                     int sms) {
   return stream.dependent && grid == resident && tokens / sms >= 384;

@@ -569,9 +569,10 @@ __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_s
     // seeds 1 / 2 / 3, T=65536 bf16 k=8 with bias, against 7ba490a in the same calls: E256
     // 20.6-20.8 / 23.6-23.7 / 20.9 -> 19.6-19.7 / 22.5-22.6 / 19.6-19.7 us, E384 26.0-26.2 /
     // 28.8-28.9 / 26.0-26.1 -> 25.2-25.3 / 27.5 / 25.0; the prefetch without the Hint launch
-    // took about half of that). At E512 the same prefetch lost 1.5-2.3 us: twice its rows in
-    // flight, about 69 MB, pass the L2 (an inference, not measured), so 4 x 128 has no Hint form
-    // (BENCHMARKS.md 60).
+    // took about half of that). At E512 the same prefetch lost 1.5-2.3 us, and neither half a
+    // row's prefetch (E384's bytes in the L2), nor the whole row's at the token's end, nor the
+    // Hint launch without a prefetch gained (-0.3 to +2.1 us), so 4 x 128 has no Hint form; why
+    // it differs there was not measured (BENCHMARKS.md 60).
     if constexpr (Hint && W * V <= 128) {
       const int64_t next = token + stride;
       if (next < a.tokens && lane == 0) {
