@@ -573,16 +573,15 @@ __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_s
     // row's prefetch (E384's bytes in the L2), nor the whole row's at the token's end, nor the
     // Hint launch without a prefetch gained (-0.3 to +2.1 us), so 4 x 128 has no Hint form; why
     // it differs there was not measured (BENCHMARKS.md 60).
-    if constexpr (Hint && W * V <= 128) {
+    if constexpr (Hint) {
       const int64_t next = token + stride;
-      if (next < a.tokens && lane == 0) {
-        const uint16_t* const next_row = logits + next * a.row_stride;
-        asm volatile("prefetch.global.L2 [%0];" ::"l"(next_row));
-        asm volatile("prefetch.global.L2 [%0];" ::"l"(next_row + 64));
-      }
-    } else if constexpr (Hint) {
-      const int64_t next = token + stride;
-      if (next < a.tokens) {
+      if constexpr (W * V <= 128) {
+        if (next < a.tokens && lane == 0) {
+          const uint16_t* const next_row = logits + next * a.row_stride;
+          asm volatile("prefetch.global.L2 [%0];" ::"l"(next_row));
+          asm volatile("prefetch.global.L2 [%0];" ::"l"(next_row + 64));
+        }
+      } else if (next < a.tokens) {
         const uint16_t* const next_row = logits + next * a.row_stride;
 #pragma unroll
         for (int line = lane; line < W * V / 64; line += W)
