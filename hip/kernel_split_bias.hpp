@@ -205,12 +205,17 @@ __device__ __forceinline__ uint32_t ts_split_bias_vector_best_key(uint32_t w0, u
 // as ts_sigmoid without the division's branch, so several interleave; tests/sigmoid_branchless.cu
 // checks it on every fp32 input).
 template <int Dtype>
-__device__ __forceinline__ void ts_split_bias_exact(const uint16_t* row, uint32_t e, const float* bias, uint64_t& key,
-                                                    float& weight) {
-  const float x = ts_split_bias_logit<Dtype>(row[e], 0);
+__device__ __forceinline__ void ts_split_bias_exact_of_bits(uint32_t bits, uint32_t e, const float* bias,
+                                                            uint64_t& key, float& weight) {
+  const float x = ts_split_bias_logit<Dtype>(bits, 0);
   const float score = ts_sigmoid_branchless(x);
   key = ts_key64(ts_ord32(ts_biased_value_of_score(score, bias[e])), e);
   weight = ts_weight_of_score(x, score);
+}
+template <int Dtype>
+__device__ __forceinline__ void ts_split_bias_exact(const uint16_t* row, uint32_t e, const float* bias, uint64_t& key,
+                                                    float& weight) {
+  ts_split_bias_exact_of_bits<Dtype>(row[e], e, bias, key, weight);
 }
 
 // The exact best 8 of a lane's slice (64-bit keys of every logit, one 16-byte vector at a time
@@ -276,20 +281,28 @@ __device__ __forceinline__ void ts_split_bias_band_incomplete(uint32_t* count) {
 // may stop there. False where it ended at a vector below the margin (or at the list's end, where
 // the lane kept every vector); true where visit stopped it, or where the lane's list ran out while
 // its vectors still came within the margin (it kept only its best S of more: the rest unknown).
-template <int Dtype, int V, int S, class Visit>
+// The walk starts at the list's entry `first`; with Keep each vector it reads is also left in the
+// lane's stash, rows S + 1 .. S + 4 of its column after the list (ts_split_bias_outside_reaches).
+template <int Dtype, int V, int S, bool Keep, class Visit>
 __device__ __forceinline__ bool ts_split_bias_walk_outside(const uint16_t* row, const float* bias_fixed, float scale,
                                                            uint32_t floor_q, uint32_t unchosen, uint32_t margin,
-                                                           const uint32_t* lane_vector_keys, Visit visit) {
+                                                           uint32_t* lane_vector_keys, int first, Visit visit) {
 #pragma unroll 1
-  for (int j = 0; j < S; ++j) {
+  for (int j = first; j < S; ++j) {
     const uint32_t key = lane_vector_keys[j * kSplitBlock];
     if (key > unchosen) continue;                        // a chosen vector
     if ((key >> 9) + margin < floor_q) return false;     // this vector and the rest cannot reach it
     const int vec = 511 - static_cast<int>(key & 511u);  // in the row: its key is above 0
     const uint4 v = *reinterpret_cast<const uint4*>(row + vec * 8);
+    if constexpr (Keep) {
+      lane_vector_keys[(S + 1) * kSplitBlock] = v.x;
+      lane_vector_keys[(S + 2) * kSplitBlock] = v.y;
+      lane_vector_keys[(S + 3) * kSplitBlock] = v.z;
+      lane_vector_keys[(S + 4) * kSplitBlock] = v.w;
+    }
     float y[8];
     ts_split_bias_vector_ys<Dtype>(v.x, v.y, v.z, v.w, vec, bias_fixed, scale, y);
-    if (visit(vec, y)) return true;
+    if (visit(j, vec, y)) return true;
   }
   return V / 8 > S;
 }
@@ -301,32 +314,44 @@ __device__ __forceinline__ bool ts_split_bias_walk_outside(const uint16_t* row, 
 // its token to the band: a near-miss that the exact pass-1 keys had passed (H200, graph replay,
 // bf16 k=8 T=65536 with bias, one such row among the benchmark's 1024 base rows added about 4 us
 // at E = 256: 20.87 -> 24.97 us).
-template <int Dtype, int V, int S>
+// With Keep the lane's column notes where the walk stopped (row S of it): the list's entry j of
+// the first vector at the floor, which stays in the stash (rows S + 1 .. S + 4); S where no vector
+// reaches it; S + 1 where the list ran out first. So the band (ts_split_bias_band_size) starts at
+// that vector without reading it again, and skips the vectors before it, none of which reach it.
+template <int Dtype, int V, int S, bool Keep>
 __device__ __forceinline__ bool ts_split_bias_outside_reaches(const uint16_t* row, const float* bias_fixed,
                                                               float scale, uint32_t floor_q, uint32_t unchosen,
-                                                              uint32_t margin, const uint32_t* lane_vector_keys) {
-  const auto reaches = [floor_q](int, const float(&y)[8]) {
+                                                              uint32_t margin, uint32_t* lane_vector_keys) {
+  uint32_t* const reached_at = lane_vector_keys + S * kSplitBlock;
+  if constexpr (Keep) *reached_at = S + 1;  // unless a vector reaches the floor or the walk ends below it
+  const auto reaches = [floor_q, reached_at](int j, int, const float(&y)[8]) {
     const float best =
         fmaxf(fmaxf(fmaxf(y[0], y[1]), fmaxf(y[2], y[3])), fmaxf(fmaxf(y[4], y[5]), fmaxf(y[6], y[7])));
-    return (ts_split_bias_key_of_y(best, 0u) >> 9) >= floor_q;
+    const bool reached = (ts_split_bias_key_of_y(best, 0u) >> 9) >= floor_q;
+    if (Keep && reached) *reached_at = static_cast<uint32_t>(j);
+    return reached;
   };
-  return ts_split_bias_walk_outside<Dtype, V, S>(row, bias_fixed, scale, floor_q, unchosen, margin, lane_vector_keys,
-                                                 reaches);
+  const bool any = ts_split_bias_walk_outside<Dtype, V, S, Keep>(row, bias_fixed, scale, floor_q, unchosen, margin,
+                                                                 lane_vector_keys, 0, reaches);
+  if (Keep && !any) *reached_at = S;
+  return any;
 }
 
 // The band's experts in a lane's vectors outside the chosen 8 (Select: the walk above, every one
 // of its vectors' experts at or above the floor appended; unchosen all ones: unknown, as is a list
-// that runs out in the band), then the band's size once the group has appended.
-template <int Dtype, int V, bool Select, int S>
+// that runs out in the band), then the band's size once the group has appended. With Keep the walk
+// starts at the check's stop (ts_split_bias_outside_reaches): at its stashed vector, or nowhere.
+template <int Dtype, int V, bool Select, int S, bool Keep>
 __device__ __forceinline__ uint32_t ts_split_bias_band_size(const uint16_t* row, const float* bias_fixed, float scale,
                                                             uint32_t floor_q, uint32_t unchosen, uint32_t margin,
-                                                            const uint32_t* lane_vector_keys, uint32_t* count,
+                                                            uint32_t* lane_vector_keys, uint32_t* count,
                                                             uint16_t* band, unsigned group_mask) {
   if constexpr (Select) {
-    if (unchosen == ~0u) {
+    const uint32_t reached_at = Keep ? lane_vector_keys[S * kSplitBlock] : 0u;
+    if (unchosen == ~0u || (Keep && reached_at == S + 1u)) {
       ts_split_bias_band_incomplete(count);
-    } else if ((unchosen >> 9) + margin >= floor_q) {
-      const auto append = [floor_q, count, band](int vec, const float(&y)[8]) {
+    } else if ((unchosen >> 9) + margin >= floor_q && reached_at < static_cast<uint32_t>(S)) {
+      const auto append = [floor_q, count, band](int, int vec, const float(&y)[8]) {
 #pragma unroll
         for (int i = 0; i < 8; ++i) {
           if ((ts_split_bias_key_of_y(y[i], 0u) >> 9) >= floor_q)  // q, as in the key
@@ -334,9 +359,20 @@ __device__ __forceinline__ uint32_t ts_split_bias_band_size(const uint16_t* row,
         }
         return false;
       };
+      int first = 0;
+      if constexpr (Keep) {
+        first = static_cast<int>(reached_at);
+        const int vec = 511 - static_cast<int>(lane_vector_keys[first * kSplitBlock] & 511u);
+        float y[8];
+        ts_split_bias_vector_ys<Dtype>(lane_vector_keys[(S + 1) * kSplitBlock], lane_vector_keys[(S + 2) * kSplitBlock],
+                                       lane_vector_keys[(S + 3) * kSplitBlock], lane_vector_keys[(S + 4) * kSplitBlock],
+                                       vec, bias_fixed, scale, y);
+        append(first, vec, y);
+        ++first;
+      }
       // append never stops the walk, so true means the lane's list ran out in the band
-      if (ts_split_bias_walk_outside<Dtype, V, S>(row, bias_fixed, scale, floor_q, unchosen, margin, lane_vector_keys,
-                                                  append))
+      if (ts_split_bias_walk_outside<Dtype, V, S, false>(row, bias_fixed, scale, floor_q, unchosen, margin,
+                                                         lane_vector_keys, first, append))
         ts_split_bias_band_incomplete(count);
     }
   }
@@ -346,15 +382,31 @@ __device__ __forceinline__ uint32_t ts_split_bias_band_size(const uint16_t* row,
 
 // The exact best k of a band of n <= kSplitBiasBandCap experts: their exact keys and weights, ranks
 // by counting, the winners into the group's rank slots (slots[r] for rank r < 8), from which lane l
-// takes ranks l * R .. l * R + R - 1.
-template <int Dtype, int W, int R>
+// takes ranks l * R .. l * R + R - 1. LoadsFirst: each lane asks for all of its logits before the
+// first exact value, one trip to memory instead of one for each (the loop's, unrolled).
+template <int Dtype, int W, int R, bool LoadsFirst>
 __device__ __forceinline__ void ts_split_bias_band_winners(const uint16_t* row, int lane, int k, uint32_t n,
                                                            const uint16_t* band, const float* bias,
                                                            uint64_t* band_key, float* band_weight,
                                                            uint64_t* slot_key, float* slot_weight,
                                                            unsigned group_mask, uint64_t (&mine)[R], float (&w)[R]) {
-  for (uint32_t j = static_cast<uint32_t>(lane); j < n; j += W)
-    ts_split_bias_exact<Dtype>(row, band[j], bias, band_key[j], band_weight[j]);
+  if constexpr (LoadsFirst) {
+    constexpr int kPerLane = kSplitBiasBandCap / W;
+    uint32_t bits[kPerLane];
+#pragma unroll
+    for (int t = 0; t < kPerLane; ++t) {
+      const uint32_t j = static_cast<uint32_t>(lane + t * W);
+      bits[t] = j < n ? row[band[j]] : 0u;
+    }
+#pragma unroll
+    for (int t = 0; t < kPerLane; ++t) {
+      const uint32_t j = static_cast<uint32_t>(lane + t * W);
+      if (j < n) ts_split_bias_exact_of_bits<Dtype>(bits[t], band[j], bias, band_key[j], band_weight[j]);
+    }
+  } else {
+    for (uint32_t j = static_cast<uint32_t>(lane); j < n; j += W)
+      ts_split_bias_exact<Dtype>(row, band[j], bias, band_key[j], band_weight[j]);
+  }
   __syncwarp(group_mask);
   for (uint32_t j = static_cast<uint32_t>(lane); j < n; j += W) {
     const uint64_t key = band_key[j];
@@ -440,7 +492,17 @@ __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_s
   __shared__ uint16_t band_expert[kGroups * kSplitBiasBandCap];  // per group: the band's experts
   __shared__ uint64_t band_key[kGroups * kSplitBiasBandCap];     // ... their exact keys
   __shared__ float band_weight[kGroups * kSplitBiasBandCap];     // ... and weights
-  __shared__ uint32_t vector_key_store[Select ? kSortKeys * kSplitBlock : 1];  // Select: each lane's vector keys
+  // The lean band of the 4 x 128 shape (E = 385..512): the check's walk keeps the vector it stopped
+  // at for the band, and the band's logits are asked for at once (ts_split_bias_outside_reaches,
+  // ts_split_bias_band_winners). The clock stamps had a band token of E512 spend 5000-12000 cycles
+  // on its band's exact values and 5000-8000 on a second walk (BENCHMARKS.md 60); with both, the
+  // benchmark's E512 with a bias on seeds 1 / 4 (one such base row each) 37.2 / 35.9 -> 34.8 / 34.4
+  // us, seeds 2 and 3 unchanged (H200; BENCHMARKS.md 61). The forms tried on every shape changed
+  // the others' code too and cost rows without a band E128 0.4 us and E384 0.7-1.5 us: only here.
+  constexpr bool kLeanBand = Select && V == 128;
+  // Select: each lane's vector keys (a column of kSortKeys rows); with kLeanBand the walk's stop
+  // and its stash after them
+  __shared__ uint32_t vector_key_store[Select ? (kSortKeys + (kLeanBand ? 5 : 0)) * kSplitBlock : 1];
 
   // The bias, its largest magnitude and whether it is all finite (the fixed point's scale).
   if (threadIdx.x == 0) {
@@ -616,8 +678,8 @@ __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_s
     if constexpr (Select) {
       outside = (unchosen >> 9) + select_margin >= floor_q;
       if (outside && unchosen != ~0u && q_k != 0u)
-        outside = ts_split_bias_outside_reaches<Dtype, V, kSortKeys>(row, bias_fixed, scale, floor_q, unchosen,
-                                                                      select_margin, vector_key_store + threadIdx.x);
+        outside = ts_split_bias_outside_reaches<Dtype, V, kSortKeys, kLeanBand>(
+            row, bias_fixed, scale, floor_q, unchosen, select_margin, vector_key_store + threadIdx.x);
     }
     const uint32_t total = group.sum(own_complete && !outside ? own_in_band : 255u);
     const bool exact_set = q_k == 0u || total == static_cast<uint32_t>(k);
@@ -672,15 +734,15 @@ __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_s
     if (!fast) {  // uniform across the warp
       uint32_t band_size = 0;
       if (in_band)
-        band_size = ts_split_bias_band_size<Dtype, V, Select, kSortKeys>(
+        band_size = ts_split_bias_band_size<Dtype, V, Select, kSortKeys, kLeanBand>(
             row, bias_fixed, scale, floor_q, unchosen, select_margin, vector_key_store + (Select ? threadIdx.x : 0),
             band_count + group_in_block, band_expert + band_at, group_mask);
       const bool overflow = __any_sync(0xffffffffu, band_size > static_cast<uint32_t>(kSplitBiasBandCap));
       if (!exact_only && !overflow) {
         if (in_band)
-          ts_split_bias_band_winners<Dtype, W>(row, lane, k, band_size, band_expert + band_at, bias_exact,
-                                               band_key + band_at, band_weight + band_at, my_keys, my_weights,
-                                               group_mask, mine, w);
+          ts_split_bias_band_winners<Dtype, W, kRanks, kLeanBand>(row, lane, k, band_size, band_expert + band_at,
+                                                                  bias_exact, band_key + band_at, band_weight + band_at,
+                                                                  my_keys, my_weights, group_mask, mine, w);
 #pragma unroll
         for (int i = 0; i < kRanks; ++i)
           if (in_band) expert[i] = ts_key_index(static_cast<uint32_t>(mine[i]));

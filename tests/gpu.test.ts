@@ -4,6 +4,7 @@
 import { dlopen, ptr } from "bun:ffi";
 import { describe, expect, test } from "bun:test";
 import { tmpdir } from "node:os";
+import { HostInputs } from "../bench/lib/gpu.ts";
 import { symbols } from "../ffi/symbols.ts";
 import {
   type BackendChoice,
@@ -570,6 +571,24 @@ gpuDescribe("GPU backends are byte-identical to the host backend", () => {
       pad: (i) => (i % 3 === 0 ? 8 : 0),
     });
     expect(diff).toBeUndefined();
+  }, 600_000);
+
+  // The benchmark's own rows and bias (bench/lib/gpu.ts: 1024 base rows tiled; makeBias), bf16
+  // k = 8 at 496 tokens per SM (its T=65536 on 132 SMs), E 256-512, seeds 1 and 4. Each seed has
+  // one base row at E512 whose band's ninth key lies in a vector outside the chosen 8, and near-miss
+  // rows at every E (bench/near_tie_rows.ts): the 4 x 128 shape's lean band, whose check keeps the
+  // vector at the floor for the band (hip/kernel_split_bias.hpp, kLeanBand), and the walks that stop
+  // below the floor. The sweeps above reach these paths by chance; these rows by construction.
+  test("split bias kernel: the benchmark's rows and bias, seeds 1 and 4 (band rows at E512)", () => {
+    const tokens = 496 * (info?.multiprocessors ?? 132);
+    for (const seed of [1, 4]) {
+      const inputs = new HostInputs(seed);
+      for (const experts of [256, 384, 512]) {
+        const logits = inputs.tiled(experts, "bf16", tokens).subarray(0, tokens * experts);
+        const base = { experts, topk: 8, dtype: "bf16" as const, bias: makeBias(seed, experts), rowStride: experts };
+        expect(warpAndAutoDifference({ ...base, renormalize: true, scale: 2.5 }, logits, tokens)).toBeUndefined();
+      }
+    }
   }, 600_000);
 
   // The exhaustive checks: CUDA programs (tests/<name>.cu) built with nvcc for this card, each
