@@ -347,10 +347,9 @@ __device__ __forceinline__ uint32_t ts_split_bias_band_size(const uint16_t* row,
                                                             uint32_t* lane_vector_keys, uint32_t* count,
                                                             uint16_t* band, unsigned group_mask) {
   if constexpr (Select) {
-    const uint32_t reached_at = Keep ? lane_vector_keys[S * kSplitBlock] : 0u;
-    if (unchosen == ~0u || (Keep && reached_at == S + 1u)) {
+    if (unchosen == ~0u) {
       ts_split_bias_band_incomplete(count);
-    } else if ((unchosen >> 9) + margin >= floor_q && reached_at < static_cast<uint32_t>(S)) {
+    } else if ((unchosen >> 9) + margin >= floor_q) {
       const auto append = [floor_q, count, band](int, int vec, const float(&y)[8]) {
 #pragma unroll
         for (int i = 0; i < 8; ++i) {
@@ -360,19 +359,28 @@ __device__ __forceinline__ uint32_t ts_split_bias_band_size(const uint16_t* row,
         return false;
       };
       int first = 0;
+      bool walk = true;
       if constexpr (Keep) {
-        first = static_cast<int>(reached_at);
-        const int vec = 511 - static_cast<int>(lane_vector_keys[first * kSplitBlock] & 511u);
-        float y[8];
-        ts_split_bias_vector_ys<Dtype>(lane_vector_keys[(S + 1) * kSplitBlock], lane_vector_keys[(S + 2) * kSplitBlock],
-                                       lane_vector_keys[(S + 3) * kSplitBlock], lane_vector_keys[(S + 4) * kSplitBlock],
-                                       vec, bias_fixed, scale, y);
-        append(first, vec, y);
-        ++first;
+        // The check's walk ran for this token under the test above (the kernel's check), so the
+        // column's stop is this token's.
+        const uint32_t reached_at = lane_vector_keys[S * kSplitBlock];
+        walk = reached_at < static_cast<uint32_t>(S);
+        if (reached_at == S + 1u) ts_split_bias_band_incomplete(count);
+        if (walk) {
+          first = static_cast<int>(reached_at);
+          const int vec = 511 - static_cast<int>(lane_vector_keys[first * kSplitBlock] & 511u);
+          float y[8];
+          ts_split_bias_vector_ys<Dtype>(lane_vector_keys[(S + 1) * kSplitBlock],
+                                         lane_vector_keys[(S + 2) * kSplitBlock],
+                                         lane_vector_keys[(S + 3) * kSplitBlock],
+                                         lane_vector_keys[(S + 4) * kSplitBlock], vec, bias_fixed, scale, y);
+          append(first, vec, y);
+          ++first;
+        }
       }
       // append never stops the walk, so true means the lane's list ran out in the band
-      if (ts_split_bias_walk_outside<Dtype, V, S, false>(row, bias_fixed, scale, floor_q, unchosen, margin,
-                                                         lane_vector_keys, first, append))
+      if (walk && ts_split_bias_walk_outside<Dtype, V, S, false>(row, bias_fixed, scale, floor_q, unchosen, margin,
+                                                                 lane_vector_keys, first, append))
         ts_split_bias_band_incomplete(count);
     }
   }
