@@ -390,15 +390,20 @@ __device__ __forceinline__ uint32_t ts_split_bias_band_size(const uint16_t* row,
 
 // The exact best k of a band of n <= kSplitBiasBandCap experts: their exact keys and weights, ranks
 // by counting, the winners into the group's rank slots (slots[r] for rank r < 8), from which lane l
-// takes ranks l * R .. l * R + R - 1. LoadsFirst: each lane asks for all of its logits before the
-// first exact value, one trip to memory instead of one for each (the loop's, unrolled).
-template <int Dtype, int W, int R, bool LoadsFirst>
+// takes ranks l * R .. l * R + R - 1. Lean (the 4 x 128 shape): each lane asks for all of its
+// logits before the first exact value, one trip to memory instead of one for each, and keeps its
+// members' keys and weights in registers, so that its count reads each band key from shared memory
+// once for all of its members, four keys a round. (The clock stamps of a band of 9, H200: the
+// count took 2700-6400 cycles where lane 0 read 27 keys one after the other, each behind the other
+// warps' pass-1 bias reads in the shared memory queue, mostly 1400-2400 in this form; BENCHMARKS.md
+// 62.)
+template <int Dtype, int W, int R, bool Lean>
 __device__ __forceinline__ void ts_split_bias_band_winners(const uint16_t* row, int lane, int k, uint32_t n,
                                                            const uint16_t* band, const float* bias,
                                                            uint64_t* band_key, float* band_weight,
                                                            uint64_t* slot_key, float* slot_weight,
                                                            unsigned group_mask, uint64_t (&mine)[R], float (&w)[R]) {
-  if constexpr (LoadsFirst) {
+  if constexpr (Lean) {
     constexpr int kPerLane = kSplitBiasBandCap / W;
     uint32_t bits[kPerLane];
 #pragma unroll
@@ -406,23 +411,45 @@ __device__ __forceinline__ void ts_split_bias_band_winners(const uint16_t* row, 
       const uint32_t j = static_cast<uint32_t>(lane + t * W);
       bits[t] = j < n ? row[band[j]] : 0u;
     }
+    uint64_t key[kPerLane];
+    float weight[kPerLane];
 #pragma unroll
     for (int t = 0; t < kPerLane; ++t) {
       const uint32_t j = static_cast<uint32_t>(lane + t * W);
-      if (j < n) ts_split_bias_exact_of_bits<Dtype>(bits[t], band[j], bias, band_key[j], band_weight[j]);
+      key[t] = 0;
+      weight[t] = 0.0f;
+      if (j < n) {
+        ts_split_bias_exact_of_bits<Dtype>(bits[t], band[j], bias, key[t], weight[t]);
+        band_key[j] = key[t];
+      }
+    }
+    __syncwarp(group_mask);
+    uint32_t larger[kPerLane] = {};
+#pragma unroll 4
+    for (uint32_t m = 0; m < n; ++m) {
+      const uint64_t other = band_key[m];
+#pragma unroll
+      for (int t = 0; t < kPerLane; ++t) larger[t] += other > key[t] ? 1u : 0u;
+    }
+#pragma unroll
+    for (int t = 0; t < kPerLane; ++t) {
+      if (lane + t * W < static_cast<int>(n) && larger[t] < 8u) {
+        slot_key[larger[t]] = key[t];
+        slot_weight[larger[t]] = weight[t];
+      }
     }
   } else {
     for (uint32_t j = static_cast<uint32_t>(lane); j < n; j += W)
       ts_split_bias_exact<Dtype>(row, band[j], bias, band_key[j], band_weight[j]);
-  }
-  __syncwarp(group_mask);
-  for (uint32_t j = static_cast<uint32_t>(lane); j < n; j += W) {
-    const uint64_t key = band_key[j];
-    uint32_t larger = 0;
-    for (uint32_t m = 0; m < n; ++m) larger += band_key[m] > key ? 1u : 0u;
-    if (larger < 8u) {
-      slot_key[larger] = key;
-      slot_weight[larger] = band_weight[j];
+    __syncwarp(group_mask);
+    for (uint32_t j = static_cast<uint32_t>(lane); j < n; j += W) {
+      const uint64_t key = band_key[j];
+      uint32_t larger = 0;
+      for (uint32_t m = 0; m < n; ++m) larger += band_key[m] > key ? 1u : 0u;
+      if (larger < 8u) {
+        slot_key[larger] = key;
+        slot_weight[larger] = band_weight[j];
+      }
     }
   }
   __syncwarp(group_mask);
@@ -501,12 +528,14 @@ __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_s
   __shared__ uint64_t band_key[kGroups * kSplitBiasBandCap];     // ... their exact keys
   __shared__ float band_weight[kGroups * kSplitBiasBandCap];     // ... and weights
   // The lean band of the 4 x 128 shape (E = 385..512): the check's walk keeps the vector it stopped
-  // at for the band, and the band's logits are asked for at once (ts_split_bias_outside_reaches,
+  // at for the band, the band's logits are asked for at once, and each lane counts the larger band
+  // keys for all of its members in one pass (ts_split_bias_outside_reaches,
   // ts_split_bias_band_winners). The clock stamps had a band token of E512 spend 5000-12000 cycles
   // on its band's exact values and 5000-8000 on a second walk (BENCHMARKS.md 60); with both, the
   // benchmark's E512 with a bias on seeds 1 / 4 (one such base row each) 37.2 / 35.9 -> 34.8 / 34.4
   // us, seeds 2 and 3 unchanged (H200; BENCHMARKS.md 61). The forms tried on every shape changed
   // the others' code too and cost rows without a band E128 0.4 us and E384 0.7-1.5 us: only here.
+  // The one-pass count: seeds 1 / 4 35.2 / 34.8 -> 34.6 / 34.3 us (BENCHMARKS.md 62).
   constexpr bool kLeanBand = Select && V == 128;
   // Select: each lane's vector keys (a column of kSortKeys rows); with kLeanBand the walk's stop
   // and its stash after them
