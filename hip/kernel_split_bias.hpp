@@ -393,10 +393,9 @@ __device__ __forceinline__ uint32_t ts_split_bias_band_size(const uint16_t* row,
 // takes ranks l * R .. l * R + R - 1. Lean (the 4 x 128 shape): each lane asks for all of its
 // logits before the first exact value, one trip to memory instead of one for each, and keeps its
 // members' keys and weights in registers, so that its count reads each band key from shared memory
-// once for all of its members, four keys a round. (The clock stamps of a band of 9, H200: the
-// count took 2700-6400 cycles where lane 0 read 27 keys one after the other, each behind the other
-// warps' pass-1 bias reads in the shared memory queue, mostly 1400-2400 in this form; BENCHMARKS.md
-// 62.)
+// once for all of its members, four keys a round. (Clock stamps of a band of 9, H200: the count
+// took 2700-6400 cycles where lane 0 read its 27 keys one after the other, and mostly 1400-2400 in
+// this form; BENCHMARKS.md 62.)
 template <int Dtype, int W, int R, bool Lean>
 __device__ __forceinline__ void ts_split_bias_band_winners(const uint16_t* row, int lane, int k, uint32_t n,
                                                            const uint16_t* band, const float* bias,
