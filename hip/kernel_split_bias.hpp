@@ -46,9 +46,10 @@
 // check (a near-tie at the k-th place: 0.1-0.3% of random rows at E = 384-512) gets exact values
 // for its band, the keys at or above the floor (ts_split_bias_band_size): k plus the near-ties,
 // listed from the lanes' own sorted lists and, with Select, from the vectors outside the chosen 8
-// whose pass-1 keys come within the select margin of the floor. Only where a band outgrows its
-// list, or the bias holds a NaN or an infinity (the fixed point needs finite biases), does the warp
-// recompute its tokens exactly (64-bit keys of every logit, 8 at a time). Each warp routes only two
+// whose pass-1 keys come within the select margin of the floor. (Up to E = 128 the whole warp
+// takes such a token's row exactly instead: kWarpExact in the kernel.) Only where a band outgrows
+// its list, or the bias holds a NaN or an infinity (the fixed point needs finite biases), does the
+// warp recompute its tokens exactly (64-bit keys of every logit, 8 at a time). Each warp routes only two
 // or three groups of tokens at T=65536 and the batch ends with its slowest warp, so what a failed
 // token costs is its warp's latency: at E = 128, T=65536, one such row in 1024 (tiled) added about
 // 8 us to the batch with the exact recomputation and about 3 us with the band (H200; BENCHMARKS.md
@@ -218,6 +219,23 @@ __device__ __forceinline__ void ts_split_bias_exact(const uint16_t* row, uint32_
   ts_split_bias_exact_of_bits<Dtype>(row[e], e, bias, key, weight);
 }
 
+// The exact keys of row vector vec's eight logits (its 16 bytes v), sorted descending; 0 past the
+// row.
+template <int Dtype>
+__device__ __forceinline__ void ts_split_bias_exact_vector(const uint4& v, int vec, int experts, const float* bias,
+                                                           uint64_t (&block)[8]) {
+  const uint32_t words[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+    const uint32_t e = static_cast<uint32_t>(vec * 8 + i);
+    const float x = ts_split_bias_logit<Dtype>(words[i >> 1], i & 1);
+    const float b = vec * 8 < experts ? bias[e] : 0.0f;
+    const uint64_t key = ts_key64(ts_ord32(ts_biased_value_of_score(ts_sigmoid_branchless(x), b)), e);
+    block[i] = vec * 8 < experts ? key : 0u;
+  }
+  ts_sort_desc<8>(block);
+}
+
 // The exact best 8 of a lane's slice (64-bit keys of every logit, one 16-byte vector at a time
 // so that only 16 keys are live), merged over the group: the path of warps in which a token's
 // band outgrows its list or the bias is not finite (rare since the bands, BENCHMARKS.md 34). The
@@ -234,17 +252,8 @@ __device__ __forceinline__ void ts_split_bias_exact_best8(const Group& group, co
     const int vec = c * W + lane;
     uint4 v = make_uint4(0u, 0u, 0u, 0u);
     if (vec * 8 < experts) v = *reinterpret_cast<const uint4*>(row + vec * 8);
-    const uint32_t words[4] = {v.x, v.y, v.z, v.w};
     uint64_t block[8];
-#pragma unroll
-    for (int i = 0; i < 8; ++i) {
-      const uint32_t e = static_cast<uint32_t>(vec * 8 + i);
-      const float x = ts_split_bias_logit<Dtype>(words[i >> 1], i & 1);
-      const float b = vec * 8 < experts ? bias[e] : 0.0f;
-      const uint64_t key = ts_key64(ts_ord32(ts_biased_value_of_score(ts_sigmoid_branchless(x), b)), e);
-      block[i] = vec * 8 < experts ? key : 0u;
-    }
-    ts_sort_desc<8>(block);
+    ts_split_bias_exact_vector<Dtype>(v, vec, experts, bias, block);
     if (c == 0) {
 #pragma unroll
       for (int j = 0; j < 8; ++j) best[j] = block[j];
@@ -253,6 +262,25 @@ __device__ __forceinline__ void ts_split_bias_exact_best8(const Group& group, co
     }
   }
   ts_butterfly_topk<W>(group, best);
+}
+
+// The exact best 8 of one token's row of up to 512 logits by the whole warp: lane l takes row
+// vectors l and l + 32, both asked for at once, and the warp's butterfly merges the lanes' lists.
+// The 4 x 32 shape's failed tokens take it instead of a band (the kernel's kWarpExact).
+template <int Dtype, class Warp>
+__device__ __forceinline__ void ts_split_bias_warp_exact_best8(const Warp& warp, const uint16_t* row, int lane,
+                                                               int experts, const float* bias, uint64_t (&best)[8]) {
+  uint4 v[2];
+#pragma unroll
+  for (int c = 0; c < 2; ++c) {
+    const int vec = c * 32 + lane;
+    v[c] = vec * 8 < experts ? *reinterpret_cast<const uint4*>(row + vec * 8) : make_uint4(0u, 0u, 0u, 0u);
+  }
+  ts_split_bias_exact_vector<Dtype>(v[0], lane, experts, bias, best);
+  uint64_t block[8];
+  ts_split_bias_exact_vector<Dtype>(v[1], 32 + lane, experts, bias, block);
+  ts_fold_best8(best, block);
+  ts_butterfly_topk<32>(warp, best);
 }
 
 // The band of a token whose cheap check failed: every expert whose cheap q is at or above the
@@ -536,6 +564,26 @@ __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_s
   // the others' code too and cost rows without a band E128 0.4 us and E384 0.7-1.5 us: only here.
   // The one-pass count: seeds 1 / 4 35.2 / 34.8 -> 34.6 / 34.3 us (BENCHMARKS.md 62).
   constexpr bool kLeanBand = Select && V == 128;
+  // Where a failed token's work sits in the token loop moves ptxas's schedule of the rows without
+  // one at the 64-register cap (BENCHMARKS.md 63; H200, T=65536 bf16 k=8 with a bias, four seeds,
+  // in the same calls, rows without a band included):
+  // - kWarpExact (4 x 32, E = 65..128): no band at all; a failed token's row goes to the whole
+  //   warp (ts_split_bias_warp_exact_best8), so the check's state dies at the check. E128
+  //   13.38-13.46 -> 13.01-13.08 us. (On the wider shapes the whole warp's row cost a band token
+  //   about 2 us more than its band: E512 34.4 -> 36.3 on seed 1.)
+  // - kEarlyBand (4 x 64, E = 129..256): the band before the winners' weights rather than after,
+  //   with the cheap winners' experts taken first, so that the check's state and top die before
+  //   the weights. E256 19.63-19.67 -> 18.89-18.99 us (seed 2, with a band row: 22.57 -> 22.04).
+  //   The same order lost 0.6-1.2 us at E384 and 0.6 at E128, so only here.
+  // - the 4 x 96 and 4 x 128 shapes keep the form before 63 (their PTX is unchanged).
+  // On sm_80 kWarpExact spilled 8-12 bytes at 64 registers, so there the 4 x 32 shape keeps its
+  // band (not measured: no A100 here).
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
+  constexpr bool kWarpExact = false;
+#else
+  constexpr bool kWarpExact = !Select;
+#endif
+  constexpr bool kEarlyBand = Select && V == 64;
   // Select: each lane's vector keys (a column of kSortKeys rows); with kLeanBand the walk's stop
   // and its stash after them
   __shared__ uint32_t vector_key_store[Select ? (kSortKeys + (kLeanBand ? 5 : 0)) * kSplitBlock : 1];
@@ -720,17 +768,20 @@ __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_s
     const uint32_t total = group.sum(own_complete && !outside ? own_in_band : 255u);
     const bool exact_set = q_k == 0u || total == static_cast<uint32_t>(k);
     const bool fast = !exact_only && __all_sync(0xffffffffu, exact_set || !live);
-    // A warp in which a token failed the check (!fast): the failed tokens' exact best k from their
-    // bands (ts_split_bias_band_size), unless a band overflows (or the bias is not finite), then
-    // the whole warp's rows exactly. The lanes' own band keys are listed first, so that own dies.
-    const bool in_band = live && !exact_set && !exact_only;  // uniform within the group
-    if (!fast && in_band) {
+    // A token that failed the check (route_failed below); uniform within the group.
+    const bool in_group_band = live && !exact_set && !exact_only;
+    // The lanes' own band keys into the group's list: here, so that own dies (the 4 x 96 and
+    // 4 x 128 shapes), or with the rest of the band (kEarlyBand).
+    const auto list_own = [&] {
       uint32_t* const band_n = band_count + group_in_block;
 #pragma unroll
       for (int j = 0; j < 8; ++j) {
         if ((own[j] >> 9) >= floor_q) ts_split_bias_band_append(band_n, band_expert + band_at, 511u - (own[j] & 511u));
       }
       if (!own_complete) ts_split_bias_band_incomplete(band_n);
+    };
+    if constexpr (!kWarpExact && !kEarlyBand) {
+      if (!fast && in_group_band) list_own();
     }
 
     // The cheap best k in cheap order are in exact order too where every two neighbours are D
@@ -749,55 +800,112 @@ __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_s
     uint64_t mine[kRanks];
     float w[kRanks];
     uint32_t expert[kRanks];
+    if constexpr (kEarlyBand) {  // the cheap winners' experts first, so that top dies before the band
+#pragma unroll
+      for (int i = 0; i < kRanks; ++i) expert[i] = 511u - (ts_split_pick<kRanks>(top, lane, i) & 511u);
+    }
+    // Lane l's ranks of an exact best 8 of the group's row (in exact order), with their weights.
+    const auto take_exact = [&](const uint64_t(&best)[8]) {
+#pragma unroll
+      for (int i = 0; i < kRanks; ++i) {
+        const int r = lane * kRanks + i;
+        const uint64_t pick = ts_split_pick<kRanks>(best, lane, i);
+        const float x = ts_split_bias_logit<Dtype>(row[ts_key_index(static_cast<uint32_t>(pick))], 0);
+        mine[i] = live && r < k ? pick : 0;
+        w[i] = live && r < k ? ts_weight_of_logit(x) : 0.0f;
+        expert[i] = ts_key_index(static_cast<uint32_t>(pick));
+      }
+    };
+    // A warp in which a token failed the check (!fast, uniform across the warp): the failed
+    // tokens' exact best k from their bands (ts_split_bias_band_size), unless a band overflows (or
+    // the bias is not finite), then the whole warp's rows exactly; with kWarpExact each failed
+    // token's row by the whole warp. settled: the group's ranks are decided (kEarlyBand, where this
+    // runs before the cheap winners' weights).
+    bool settled = false;
+    const auto route_failed = [&] {
+      if constexpr (kWarpExact) {
+        if (exact_only) {
+          uint64_t best[8];
+          ts_split_bias_exact_best8<Dtype, W, V>(group, row, lane, a.experts, bias_exact, best);
+          take_exact(best);
+        } else {
+          // The failed tokens one after another (in_band is uniform within a group; a warp with
+          // more than one is rare), each row by all 32 lanes.
+          const int lane_in_warp = static_cast<int>(threadIdx.x % TS_WAVE);
+          const typename Policy::template Group<32> warp(lane_in_warp);
+          for (unsigned failed = __ballot_sync(0xffffffffu, in_group_band && lane == 0); failed != 0u;
+               failed &= failed - 1u) {
+            const int first_lane = __ffs(static_cast<int>(failed)) - 1;
+            const int64_t failed_token = __shfl_sync(0xffffffffu, static_cast<long long>(token), first_lane);
+            uint64_t best[8];
+            ts_split_bias_warp_exact_best8<Dtype>(warp, logits + failed_token * a.row_stride, lane_in_warp,
+                                                  a.experts, bias_exact, best);
+            if (lane_in_warp / W == first_lane / W) take_exact(best);
+          }
+        }
+      } else {
+        // (The same test as in_group_band, written again for kEarlyBand: the code measured in
+        // BENCHMARKS.md 63; the other shapes' code stays as it was.)
+        const bool in_band = kEarlyBand ? live && !exact_set && !exact_only : in_group_band;
+        uint32_t band_size = 0;
+        if (in_band) {
+          if constexpr (kEarlyBand) list_own();
+          band_size = ts_split_bias_band_size<Dtype, V, Select, kSortKeys, kLeanBand>(
+              row, bias_fixed, scale, floor_q, unchosen, select_margin, vector_key_store + (Select ? threadIdx.x : 0),
+              band_count + group_in_block, band_expert + band_at, group_mask);
+        }
+        const bool overflow = __any_sync(0xffffffffu, band_size > static_cast<uint32_t>(kSplitBiasBandCap));
+        if (!exact_only && !overflow) {
+          if (in_band)
+            ts_split_bias_band_winners<Dtype, W, kRanks, kLeanBand>(row, lane, k, band_size, band_expert + band_at,
+                                                                    bias_exact, band_key + band_at,
+                                                                    band_weight + band_at, my_keys, my_weights,
+                                                                    group_mask, mine, w);
+          // (The test of in_band twice for kEarlyBand: the code measured in BENCHMARKS.md 63.)
+          if (!kEarlyBand || in_band) {
+#pragma unroll
+            for (int i = 0; i < kRanks; ++i)
+              if (in_band) expert[i] = ts_key_index(static_cast<uint32_t>(mine[i]));
+          }
+          settled = in_band;
+        } else {
+          // The groups' band counts were read (ts_split_bias_band_size) before lane 0 resets them;
+          // the band winners' __syncwarp orders the two, this path has none of its own.
+          __syncwarp();
+          uint64_t best[8];
+          ts_split_bias_exact_best8<Dtype, W, V>(group, row, lane, a.experts, bias_exact, best);
+          take_exact(best);
+          settled = true;
+        }
+        if constexpr (kEarlyBand) {
+          if (in_band && lane == 0) band_count[group_in_block] = 0;
+        }
+      }
+    };
+    if constexpr (kEarlyBand) {
+      if (!fast) route_failed();
+    }
     // The cheap best k (the exact best k as a set where the check holds), with weights and, where
     // counted, exact keys.
+    if (!settled) {
 #pragma unroll
-    for (int i = 0; i < kRanks; ++i) {
-      const int r = lane * kRanks + i;
-      const uint32_t pick = ts_split_pick<kRanks>(top, lane, i);
-      expert[i] = 511u - (pick & 511u);
-      mine[i] = 0;
-      w[i] = 0.0f;
-      if (live && r < k) {
-        if (counted) {
-          ts_split_bias_exact<Dtype>(row, expert[i], bias_exact, mine[i], w[i]);
-        } else {
-          mine[i] = 1;
-          w[i] = ts_weight_of_ord<Dtype>(ts_split_ord16x2<Dtype>(row[expert[i]]) & 0xffffu);  // weight_table.hpp
+      for (int i = 0; i < kRanks; ++i) {
+        const int r = lane * kRanks + i;
+        if constexpr (!kEarlyBand) expert[i] = 511u - (ts_split_pick<kRanks>(top, lane, i) & 511u);
+        mine[i] = 0;
+        w[i] = 0.0f;
+        if (live && r < k) {
+          if (counted) {
+            ts_split_bias_exact<Dtype>(row, expert[i], bias_exact, mine[i], w[i]);
+          } else {
+            mine[i] = 1;
+            w[i] = ts_weight_of_ord<Dtype>(ts_split_ord16x2<Dtype>(row[expert[i]]) & 0xffffu);  // weight_table.hpp
+          }
         }
       }
     }
-    if (!fast) {  // uniform across the warp
-      uint32_t band_size = 0;
-      if (in_band)
-        band_size = ts_split_bias_band_size<Dtype, V, Select, kSortKeys, kLeanBand>(
-            row, bias_fixed, scale, floor_q, unchosen, select_margin, vector_key_store + (Select ? threadIdx.x : 0),
-            band_count + group_in_block, band_expert + band_at, group_mask);
-      const bool overflow = __any_sync(0xffffffffu, band_size > static_cast<uint32_t>(kSplitBiasBandCap));
-      if (!exact_only && !overflow) {
-        if (in_band)
-          ts_split_bias_band_winners<Dtype, W, kRanks, kLeanBand>(row, lane, k, band_size, band_expert + band_at,
-                                                                  bias_exact, band_key + band_at, band_weight + band_at,
-                                                                  my_keys, my_weights, group_mask, mine, w);
-#pragma unroll
-        for (int i = 0; i < kRanks; ++i)
-          if (in_band) expert[i] = ts_key_index(static_cast<uint32_t>(mine[i]));
-      } else {
-        // The groups' band counts were read (ts_split_bias_band_size) before lane 0 resets them at
-        // the token's end; the band winners' __syncwarp orders the two, this path has none of its own.
-        __syncwarp();
-        uint64_t best[8];
-        ts_split_bias_exact_best8<Dtype, W, V>(group, row, lane, a.experts, bias_exact, best);
-#pragma unroll
-        for (int i = 0; i < kRanks; ++i) {
-          const int r = lane * kRanks + i;
-          const uint64_t pick = ts_split_pick<kRanks>(best, lane, i);
-          const float x = ts_split_bias_logit<Dtype>(row[ts_key_index(static_cast<uint32_t>(pick))], 0);
-          mine[i] = live && r < k ? pick : 0;
-          w[i] = live && r < k ? ts_weight_of_logit(x) : 0.0f;
-          expert[i] = ts_key_index(static_cast<uint32_t>(pick));
-        }
-      }
+    if constexpr (!kEarlyBand) {
+      if (!fast) route_failed();
     }
 
     // Ranks: lane l's are l * kRanks + i (the cheap order where it is exact; the band's and the
@@ -840,7 +948,9 @@ __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_s
         a.indices[o] = static_cast<int32_t>(expert[i]);
       }
     }
-    if (in_band && lane == 0) band_count[group_in_block] = 0;
+    if constexpr (!kWarpExact && !kEarlyBand) {
+      if (in_group_band && lane == 0) band_count[group_in_block] = 0;
+    }
     __syncwarp();  // the next token's stores into this group's slots come after these reads
     token += stride;
   }
