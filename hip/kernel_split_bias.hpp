@@ -39,8 +39,9 @@
 // With 2^-20 for the bound, D = 5.
 //
 // The winners then get their exact weights. Their cheap order is their exact order where every
-// two neighbours are D apart in q (the same argument), as for nearly every row; a warp with a
-// token where two are closer (ties in q: NaN winners, saturated scores with equal biases) gives
+// two neighbours are D apart in q (the same argument), as for nearly every row, or where the
+// second of two is a NaN (q = 0: numbers rank above NaNs, and NaNs by index, in both keys); a
+// warp with a token where two are closer (ties in q: saturated scores with equal biases) gives
 // its winners exact 64-bit keys and ranks them by counting larger keys in shared memory (H100:
 // E128 with the benchmark's bias 16.6 -> 16.1 us, BENCHMARKS.md 43). A token that fails the
 // check (a near-tie at the k-th place: 0.1-0.3% of random rows at E = 384-512) gets exact values
@@ -786,13 +787,17 @@ __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_s
 
     // The cheap best k in cheap order are in exact order too where every two neighbours are D
     // apart in q (top of the file), so their ranks need no exact keys: neighbours D apart have
-    // keys at least D * 512 + 511 apart. Keys tied in q (NaN winners, saturated scores with equal
-    // biases) or closer than D are ranked by counting exact keys, in the warps that have any.
+    // keys at least D * 512 + 511 apart. So are a neighbour pair whose second is a NaN (q = 0):
+    // every number ranks above a NaN and NaNs rank by index, in both keys. Keys tied or closer in
+    // q otherwise (saturated scores with equal biases) are ranked by counting exact keys, in the
+    // warps that have any. (Before the NaN test, each all-NaN row sent its warp to the count: H200,
+    // T=65536 bf16 k=8 with bias, E128 12.96-13.08 -> 12.84-12.91 us; BENCHMARKS.md 64.)
     const uint32_t order_gap = (gap << 9) + 511u;
     // (Non-short-circuit & and |: with && and || ptxas branched after each pair.)
     bool cheap_ordered = true;
 #pragma unroll
-    for (int r = 0; r < 7; ++r) cheap_ordered = cheap_ordered & ((r + 1 >= k) | (top[r] - top[r + 1] >= order_gap));
+    for (int r = 0; r < 7; ++r)
+      cheap_ordered = cheap_ordered & ((r + 1 >= k) | (top[r] - top[r + 1] >= order_gap) | (top[r + 1] < 512u));
     const bool counted = __any_sync(0xffffffffu, live && !cheap_ordered);
 
     // Lane l's ranks l * kRanks + i: the expert, its weight and (counted) its exact key; mine is
