@@ -591,6 +591,32 @@ gpuDescribe("GPU backends are byte-identical to the host backend", () => {
     }
   }, 600_000);
 
+  // Winners that are NaNs after numbers: rows with fewer numbers than k (about 0 to 9 of them, the
+  // rest NaN, positive and negative), whose top k end in NaNs by index. The split bias kernel takes a
+  // pair of winners whose second is a NaN as ordered without exact keys (hip/kernel_split_bias.hpp,
+  // the order check); every shape, both 16-bit dtypes, k = 8 and 5.
+  test("split bias kernel: rows with fewer numbers than k, the rest NaN", () => {
+    const tokens = 256 * (info?.multiprocessors ?? 132) + 3;
+    let i = 0;
+    for (const experts of [72, 128, 200, 256, 384, 512])
+      for (const dtype of ["bf16", "f16"] as const)
+        for (const k of [8, 5]) {
+          i++;
+          const logits = makeLogits16Adversarial(2600 + i, tokens, experts, experts, dtype);
+          const r = rng(2700 + i);
+          const nan = dtype === "bf16" ? 0x7fc0 : 0x7e00;
+          for (let t = 0; t < tokens; t++) {
+            const numbers = Math.floor(r() * 10);
+            for (let e = 0; e < experts; e++)
+              if (r() * experts >= numbers) logits[t * experts + e] = (r() < 0.5 ? 0x8000 : 0) | (nan + (e & 7));
+          }
+          const base = { experts, topk: k, dtype, bias: makeBias(2800 + i, experts), rowStride: experts };
+          expect(
+            warpAndAutoDifference({ ...base, renormalize: i % 2 === 0, scale: 1.5 }, logits, tokens),
+          ).toBeUndefined();
+        }
+  }, 600_000);
+
   // The exhaustive checks: CUDA programs (tests/<name>.cu) built with nvcc for this card, each
   // printing one JSON line about all 2^32 fp32 inputs.
   const nvcc = Bun.which("nvcc") ?? (process.env.CUDA_HOME ? `${process.env.CUDA_HOME}/bin/nvcc` : undefined);
