@@ -635,7 +635,7 @@ __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_s
   const int k = FixedK > 0 ? FixedK : a.k;  // uniform; FixedK: the launch's k at compile time
   const int64_t stride = static_cast<int64_t>(gridDim.x) * (static_cast<int>(blockDim.x) / W);
   const uint16_t* const logits = static_cast<const uint16_t*>(a.logits);
-  const uint32_t lane_field = 511u ^ (8u * static_cast<uint32_t>(lane));
+  const uint32_t lane_shift = 8u * static_cast<uint32_t>(lane);  // lane 0's field - the lane's
   uint64_t* const my_keys = rank_key + group_in_block * 8;
   float* const my_weights = rank_weight + group_in_block * 8;
   const int band_at = group_in_block * kSplitBiasBandCap;
@@ -687,11 +687,17 @@ __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_s
         for (int j = 0; j < 8; ++j) keys[8 * i + j] = vkeys[j];
       }
     } else {
+      // Keys with lane 0's fields, 511 - (8 c W + i): compile-time constants, so that each key is one
+      // integer multiply-add of y's bits (with the lane's fields, ptxas spent a LOP3 and an add
+      // more on each). The lane's experts are lane 0's plus 8 * lane, so these keys rank as its own
+      // would (the same 8 * lane less in every field, which stays >= 0), and its best 8 get the
+      // lane's fields back below, 8 subtractions for 64 instructions (H200, T=65536 bf16 k=8 with
+      // bias, seeds 1-4: E128 12.84-12.92 -> 12.44-12.51 us; BENCHMARKS.md 65).
 #pragma unroll
       for (int c = 0; c < V / 8; ++c) {
         uint32_t vkeys[8];
         ts_split_bias_vector_keys<Dtype>(words[4 * c], words[4 * c + 1], words[4 * c + 2], words[4 * c + 3],
-                                         c * W + lane, bias_fixed, scale, lane_field ^ static_cast<uint32_t>(8 * c * W),
+                                         c * W + lane, bias_fixed, scale, 511u ^ static_cast<uint32_t>(8 * c * W),
                                          vkeys);
 #pragma unroll
         for (int i = 0; i < 8; ++i) keys[8 * c + i] = vkeys[i];
@@ -700,6 +706,10 @@ __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_s
 
     uint32_t top[8];
     ts_best8_desc(keys, top);
+    if constexpr (!Select) {  // the lane's own fields (above)
+#pragma unroll
+      for (int j = 0; j < 8; ++j) top[j] -= lane_shift;
+    }
     uint32_t own[8];
 #pragma unroll
     for (int j = 0; j < 8; ++j) own[j] = top[j];
