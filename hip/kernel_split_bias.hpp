@@ -160,11 +160,17 @@ __device__ __forceinline__ void ts_split_bias_vector_keys(uint32_t w0, uint32_t 
 }
 
 // The pass-1 values of row vector vec's eight logits (Select): y' = (t + 1) * scale / 2 + (b * scale
-// - C) with t = ts_tanh_half_approx(x), one MUFU instruction a logit where y takes two.
-// |y' - (v * scale - C)| <= kTsTanhScoreBound * scale + 1.16 (the roundings of t + 1, at most
-// 2^-24 * scale / 2, and of the FMA, 0.5: y' < 2^24 in magnitude; and as for y, the bias term's
-// 0.5 and v's own 0.125), so |y' - y| <= (kTsTanhScoreBound + kTsPrefilterSigmoidBound) * scale +
-// 2.75: the kernel's select margin (below) in q.
+// - C) with t = ts_tanh_half_approx(x), one MUFU instruction a logit where y takes two. With
+// Select the block's bias_fixed holds (b * scale - C) + scale / 2 (the kernel's setup), so y' is one
+// FMA after the MUFU, t * scale / 2 + bias_fixed (the t + 1 of the form before cost an add a
+// logit: 64-128 a lane and token). |y' - (v * scale - C)| <= kTsTanhScoreBound * scale + 1.625 (the
+// roundings of the FMA, 0.5: y' < 2^24 in magnitude; of the bias term, 0.5, and of its sum with
+// scale / 2, 0.5, none where scale / 2 is an integer, as it is for |b| < 2^19; and v's own 0.125).
+// The same bias_fixed puts every cheap y of the vector selection scale / 2 above the form at the
+// top of the file (an order-keeping shift, and those y stay inside (-2^24, -2^23)), so with y's
+// 1.125, |y' - (y - scale / 2)| <= (kTsTanhScoreBound + kTsPrefilterSigmoidBound) * scale + 2.75:
+// the kernel's select margin (below) in q, to which it adds scale / 2 and the half of its sum's
+// rounding.
 template <int Dtype>
 __device__ __forceinline__ void ts_split_bias_vector_tanh_ys(uint32_t w0, uint32_t w1, uint32_t w2, uint32_t w3,
                                                              int vec, const float* bias_fixed, float half_scale,
@@ -176,7 +182,7 @@ __device__ __forceinline__ void ts_split_bias_vector_tanh_ys(uint32_t w0, uint32
 #pragma unroll
   for (int i = 0; i < 8; ++i) {
     const float t = ts_tanh_half_approx(ts_split_bias_logit<Dtype>(words[i >> 1], i & 1));
-    y[i] = __fmaf_rn(__fadd_rn(t, 1.0f), half_scale, yb[i]);
+    y[i] = __fmaf_rn(t, half_scale, yb[i]);
   }
 }
 
@@ -189,7 +195,8 @@ __device__ __forceinline__ void ts_split_bias_vector_tanh_ys(uint32_t w0, uint32
 // builds first turn a NaN maximum into -(2^24 - 1), whose key is the NaN's (q = 0): without it
 // ptxas (CUDA 13.0) spilled 4 bytes in the shapes of 64 and 96 logits a lane, with it 8 in the
 // shape of 128; since the k = 8 kernel (BENCHMARKS.md 45) the shape of 96 spills 20 bytes with it
-// and none without, so only the shape of 64 asks for it.
+// and none without, and since pass 1's add went into the bias term (BENCHMARKS.md 66) the shape of
+// 128 spills 4 bytes without it (k != 8) and none with it: the shapes of 64 and 128 ask for it.
 template <int Dtype, bool ClampOnSm80>
 __device__ __forceinline__ uint32_t ts_split_bias_vector_best_key(uint32_t w0, uint32_t w1, uint32_t w2, uint32_t w3,
                                                                   int vec, int experts, const float* bias_fixed,
@@ -547,7 +554,7 @@ __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_s
   constexpr int kGroups = kSplitBlock / W;
   constexpr int kSortKeys = V / 8 <= 4 ? 4 : 8;  // Select: a lane's vector keys (its best 8 above 8), padded
   __shared__ float bias_exact[W * V];            // b, 0 past E
-  __shared__ float bias_fixed[W * V];            // b * scale - C, NaN past E
+  __shared__ float bias_fixed[W * V];            // b * scale - C (+ scale / 2 with Select), NaN past E
   __shared__ uint64_t rank_key[kGroups * 8];          // per group: the winners' exact keys
   __shared__ float rank_weight[kGroups * 8];          // per group: weights by exact rank
   __shared__ uint32_t largest_abs_bits, non_finite;
@@ -619,14 +626,20 @@ __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_s
   const bool exact_only = non_finite != 0u;  // uniform
 #pragma unroll
   for (int j = 0; j < kBiasSteps; ++j)
-    if (const int e = static_cast<int>(threadIdx.x) + j * static_cast<int>(blockDim.x); e < W * V)
-      bias_fixed[e] = e < a.experts ? ts_split_bias_fixed(bias_exact[e], scale) : ts_bits_float(0x7fffffffu);
-  // Keys closer than D in q may be misordered by the cheap values (top of the file).
-  const uint32_t gap = static_cast<uint32_t>(2.0f * __fmaf_ru(kTsPrefilterSigmoidBound, scale, 1.125f)) + 1u;
+    if (const int e = static_cast<int>(threadIdx.x) + j * static_cast<int>(blockDim.x); e < W * V) {
+      const float fixed = e < a.experts ? ts_split_bias_fixed(bias_exact[e], scale) : ts_bits_float(0x7fffffffu);
+      bias_fixed[e] = Select ? __fadd_rn(fixed, 0.5f * scale) : fixed;
+    }
+  // Keys closer than D in q may be misordered by the cheap values (top of the file); with Select
+  // the bias term's sum with scale / 2 rounds too (0.5) where scale / 2 is not an integer.
+  const float rounding = Select && scale < 2.0f ? 1.625f : 1.125f;
+  const uint32_t gap = static_cast<uint32_t>(2.0f * __fmaf_ru(kTsPrefilterSigmoidBound, scale, rounding)) + 1u;
   // Select: a vector whose pass-1 key is within this of a q may hold a cheap key at or above it
-  // (ts_split_bias_vector_tanh_ys).
+  // (ts_split_bias_vector_tanh_ys), plus the shift of scale / 2 between the two (0.5 more where
+  // that rounds; 2.75 otherwise, as at the top of the file).
   const uint32_t select_margin =
-      static_cast<uint32_t>(__fmaf_ru(kTsTanhScoreBound + kTsPrefilterSigmoidBound, scale, 2.75f)) + 1u;
+      static_cast<uint32_t>(__fmaf_ru(kTsTanhScoreBound + kTsPrefilterSigmoidBound + 0.5f, scale, rounding + 1.625f)) +
+      1u;
   __syncthreads();
 
   const int lane = static_cast<int>(threadIdx.x) & (W - 1);
@@ -662,7 +675,7 @@ __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_s
       uint32_t all[V / 8 <= kSortKeys ? kSortKeys : 16];
 #pragma unroll
       for (int c = 0; c < V / 8; ++c)
-        all[c] = ts_split_bias_vector_best_key<Dtype, (V == 64)>(words[4 * c], words[4 * c + 1], words[4 * c + 2],
+        all[c] = ts_split_bias_vector_best_key<Dtype, (V != 96)>(words[4 * c], words[4 * c + 1], words[4 * c + 2],
                                                                  words[4 * c + 3], c * W + lane, a.experts, bias_fixed,
                                                                  0.5f * scale);
       uint32_t vector_keys[kSortKeys];
