@@ -159,18 +159,18 @@ __device__ __forceinline__ void ts_split_bias_vector_keys(uint32_t w0, uint32_t 
   for (int i = 0; i < 8; ++i) keys[i] = ts_split_bias_key_of_y(y[i], vec_field ^ static_cast<uint32_t>(i));
 }
 
-// The pass-1 values of row vector vec's eight logits (Select): y' = (t + 1) * scale / 2 + (b * scale
-// - C) with t = ts_tanh_half_approx(x), one MUFU instruction a logit where y takes two. With
-// Select the block's bias_fixed holds (b * scale - C) + scale / 2 (the kernel's setup), so y' is one
-// FMA after the MUFU, t * scale / 2 + bias_fixed (the t + 1 of the form before cost an add a
+// The pass-1 values of row vector vec's eight logits (Select): y' = (t + 1) * scale / 2 + (b *
+// scale - C) with t = ts_tanh_half_approx(x), one MUFU instruction a logit where y takes two. With
+// Select the block's bias_fixed holds (b * scale - C) + scale / 2 (the kernel's setup), so y' is
+// one FMA after the MUFU, t * scale / 2 + bias_fixed (the t + 1 of the form before cost an add a
 // logit: 64-128 a lane and token). |y' - (v * scale - C)| <= kTsTanhScoreBound * scale + 1.625 (the
 // roundings of the FMA, 0.5: y' < 2^24 in magnitude; of the bias term, 0.5, and of its sum with
-// scale / 2, 0.5, none where scale / 2 is an integer, as it is for |b| < 2^19; and v's own 0.125).
-// The same bias_fixed puts every cheap y of the vector selection scale / 2 above the form at the
-// top of the file (an order-keeping shift, and those y stay inside (-2^24, -2^23)), so with y's
-// 1.125, |y' - (y - scale / 2)| <= (kTsTanhScoreBound + kTsPrefilterSigmoidBound) * scale + 2.75:
-// the kernel's select margin (below) in q, to which it adds scale / 2 and the half of its sum's
-// rounding.
+// scale / 2, 0.5, none where scale / 2 is an integer, as wherever |b| + 1 < 2^20; and v's own
+// 0.125). The same bias_fixed puts every cheap y of the vector selection scale / 2 above the form
+// at the top of the file (an order-keeping shift, and those y stay inside (-2^24, -2^23)), so with
+// y's 1.125, |y' - (y - scale / 2)| <= (kTsTanhScoreBound + kTsPrefilterSigmoidBound) * scale +
+// 2.75: the kernel's select margin (below) in q, to which it adds scale / 2 and the half of its
+// sum's rounding.
 template <int Dtype>
 __device__ __forceinline__ void ts_split_bias_vector_tanh_ys(uint32_t w0, uint32_t w1, uint32_t w2, uint32_t w3,
                                                              int vec, const float* bias_fixed, float half_scale,
@@ -700,12 +700,12 @@ __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_s
         for (int j = 0; j < 8; ++j) keys[8 * i + j] = vkeys[j];
       }
     } else {
-      // Keys with lane 0's fields, 511 - (8 c W + i): compile-time constants, so that each key is one
-      // integer multiply-add of y's bits (with the lane's fields, ptxas spent a LOP3 and an add
+      // Keys with lane 0's fields, 511 - (8 c W + i): compile-time constants, so that each key is
+      // one integer multiply-add of y's bits (with the lane's fields, ptxas spent a LOP3 and an add
       // more on each). The lane's experts are lane 0's plus 8 * lane, so these keys rank as its own
-      // would (the same 8 * lane less in every field, which stays >= 0), and its best 8 get the
-      // lane's fields back below, 8 subtractions for 64 instructions (H200, T=65536 bf16 k=8 with
-      // bias, seeds 1-4: E128 12.84-12.92 -> 12.44-12.51 us; BENCHMARKS.md 65).
+      // would (each field 8 * lane higher than the lane's own, none past 511), and its best 8 get
+      // the lane's fields back below, 8 subtractions for 64 instructions (H200, T=65536 bf16 k=8
+      // with bias, seeds 1-4: E128 12.84-12.92 -> 12.44-12.51 us; BENCHMARKS.md 65).
 #pragma unroll
       for (int c = 0; c < V / 8; ++c) {
         uint32_t vkeys[8];
