@@ -114,14 +114,17 @@ function warpAndAutoDifference(
   return undefined;
 }
 
-/** The bias kinds of the split bias kernel's tests (splitBiasCase). */
+/** The bias kinds of the split bias kernel's tests (splitBiasCase); "huge" only in its own test. */
 const splitBiasKinds = ["benchmark", "large", "near-ties", "special"] as const;
+type SplitBiasKind = (typeof splitBiasKinds)[number] | "huge";
 
 /**
  * 16-bit rows [tokens, stride] and a bias for the split bias kernel's tests (case `seed`): the
  * benchmark's bias over adversarial rows (even seeds) or the benchmark's rows (odd); the same
  * scaled up ("large": the fixed point's scale follows the largest |b|, one expert in seven at
- * 3e4 times); or near-tie rows and biases, with special values ("special") or without.
+ * 3e4 times); or near-tie rows and biases, with special values ("special") or without. "huge":
+ * one expert in seven at 2^20 to 2^20 + 6e5 in magnitude, distinct, the rest scaled as in "large"
+ * (the fixed point's scale 1: scale / 2 is not an integer, hip/kernel_split_bias.hpp's margins).
  */
 function splitBiasCase(
   seed: number,
@@ -129,7 +132,7 @@ function splitBiasCase(
   experts: number,
   stride: number,
   dtype: "bf16" | "f16",
-  kind: (typeof splitBiasKinds)[number],
+  kind: SplitBiasKind,
 ): { logits: Uint16Array; bias: Float32Array } {
   if (kind === "near-ties" || kind === "special") {
     const made = makeBiasNearTies(seed, tokens, experts, stride, dtype, kind === "special");
@@ -141,12 +144,19 @@ function splitBiasCase(
       : (makeLogits(seed, tokens, experts, stride, dtype) as Uint16Array);
   const bias = makeBias(seed, experts);
   if (kind === "large") for (let e = 0; e < experts; e++) bias[e] = (bias[e] as number) * (e % 7 === 0 ? 3e4 : 40);
+  if (kind === "huge") {
+    for (let e = 0; e < experts; e++) {
+      const b = bias[e] as number; // in [-0.3, 0.3)
+      bias[e] = e % 7 === 0 ? (e % 2 === 0 ? 1 : -1) * (2 ** 20 + (b + 0.3) * 1e6) : b * 40;
+    }
+  }
   return { logits, bias };
 }
 
 /**
- * The split bias kernel's cases over tokens x experts(tokens) x splitBiasKinds (case i = 1, 2,
- * ...): splitBiasCase(seed + i), both dtypes for every E and bias kind, k = k(i), rows padded by
+ * The split bias kernel's cases over tokens x experts(tokens) x kinds (splitBiasKinds unless
+ * given; case i = 1, 2, ...): splitBiasCase(seed + i), both dtypes for every E and bias kind, k =
+ * k(i), rows padded by
  * pad(i) elements (16-byte rows kept), renormalize except every fourth, scale 2.5; `warp` and
  * `auto` against the host. The first difference, or undefined.
  */
@@ -156,11 +166,12 @@ function splitBiasSweep(o: {
   seed: number;
   k: (i: number) => number;
   pad: (i: number) => number;
+  kinds?: readonly SplitBiasKind[];
 }): string | undefined {
   let i = 0;
   for (const tokens of o.tokens) {
     for (const experts of o.experts(tokens)) {
-      for (const biasKind of splitBiasKinds) {
+      for (const biasKind of o.kinds ?? splitBiasKinds) {
         i++;
         const dtype: "bf16" | "f16" = (i + (i >> 2)) % 2 === 0 ? "bf16" : "f16";
         const stride = experts + o.pad(i);
@@ -589,6 +600,23 @@ gpuDescribe("GPU backends are byte-identical to the host backend", () => {
         expect(warpAndAutoDifference({ ...base, renormalize: true, scale: 2.5 }, logits, tokens)).toBeUndefined();
       }
     }
+  }, 600_000);
+
+  // Biases of 2^20 and more (one expert in seven, distinct): the fixed point's scale is 1, so the
+  // vector selection's table (b * scale - C) + scale / 2 rounds, and its select margin and D take
+  // half a unit more (hip/kernel_split_bias.hpp). The huge biases set the top places far apart,
+  // so tokens keep the cheap path and the margins decide; every shape, every k.
+  test("split bias kernel: biases of 2^20 and more (scale / 2 not an integer), every shape, every k", () => {
+    const sms = info?.multiprocessors ?? 132;
+    const diff = splitBiasSweep({
+      tokens: [130 * sms + 5, 384 * sms + 1],
+      experts: () => [72, 128, 136, 200, 256, 320, 384, 448, 512],
+      seed: 2700,
+      k: (i) => [8, 1, 5, 3, 8, 2, 7, 4][i % 8] as number,
+      pad: (i) => (i % 3 === 0 ? 8 : 0),
+      kinds: ["huge"],
+    });
+    expect(diff).toBeUndefined();
   }, 600_000);
 
   // Winners that are NaNs after numbers: rows with fewer numbers than k (about 0 to 9 of them, the
