@@ -147,8 +147,9 @@ __device__ __forceinline__ void ts_split_bias_vector_ys(uint32_t w0, uint32_t w1
 
 // The cheap keys of row vector vec (its four words); past the row q = 0 (a NaN b * scale - C),
 // ranked below every expert of the row (a larger index). Expert e = 8 * vec + i has field 511 - e
-// = vec_field ^ i, vec_field = 511 - 8 * vec (511 - X == 511 ^ X for X < 512; the split kernel's
-// callers fold the lane's bits and the vector's, which never overlap, at compile time).
+// = vec_field ^ i, vec_field = 511 - 8 * vec (511 - X == 511 ^ X for X < 512). The 4 x 32 shape
+// passes lane 0's vector's field instead, a compile-time constant, and puts the lane's back on its
+// best 8 (the kernel).
 template <int Dtype>
 __device__ __forceinline__ void ts_split_bias_vector_keys(uint32_t w0, uint32_t w1, uint32_t w2, uint32_t w3, int vec,
                                                           const float* bias_fixed, float scale, uint32_t vec_field,
