@@ -156,9 +156,8 @@ function splitBiasCase(
 /**
  * The split bias kernel's cases over tokens x experts(tokens) x kinds (splitBiasKinds unless
  * given; case i = 1, 2, ...): splitBiasCase(seed + i), both dtypes for every E and bias kind, k =
- * k(i), rows padded by
- * pad(i) elements (16-byte rows kept), renormalize except every fourth, scale 2.5; `warp` and
- * `auto` against the host. The first difference, or undefined.
+ * k(i), rows padded by pad(i) elements (16-byte rows kept), renormalize except every fourth, scale
+ * 2.5; `warp` and `auto` against the host. The first difference, or undefined.
  */
 function splitBiasSweep(o: {
   tokens: number[];
@@ -604,8 +603,10 @@ gpuDescribe("GPU backends are byte-identical to the host backend", () => {
 
   // Biases of 2^20 and more (one expert in seven, distinct): the fixed point's scale is 1, so the
   // vector selection's table (b * scale - C) + scale / 2 rounds, and its select margin and D take
-  // half a unit more (hip/kernel_split_bias.hpp). The huge biases set the top places far apart,
-  // so tokens keep the cheap path and the margins decide; every shape, every k.
+  // half a unit more (hip/kernel_split_bias.hpp). Where the huge positive biases (experts e with
+  // e % 14 = 0) hold all k top places, from E = 128 at every k and at E = 72 up to k = 6, those
+  // lie far apart, so tokens keep the cheap path and the margins decide; elsewhere the check fails
+  // and the exact paths run. Every shape, every k.
   test("split bias kernel: biases of 2^20 and more (scale / 2 not an integer), every shape, every k", () => {
     const sms = info?.multiprocessors ?? 132;
     const diff = splitBiasSweep({
