@@ -661,6 +661,10 @@ __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_s
   // warp-wide votes and __syncwarp below need the whole warp); in the last pass, groups past T
   // take part with no token (live = false).
   const int64_t warp_first = token - (static_cast<int>(threadIdx.x % TS_WAVE) / W);
+  // Both outputs 8-byte aligned: the 4 x 32 shape's k = 8 kernels store a lane's two ranks at once
+  // (the epilogue; the C API asks only for 4 bytes, so the test is the kernel's).
+  const bool pair_stores =
+      ((reinterpret_cast<uintptr_t>(a.weights) | reinterpret_cast<uintptr_t>(a.indices)) & 7u) == 0u;
   for (int64_t base_token = warp_first; base_token < a.tokens; base_token += stride) {
     const bool live = token < a.tokens;  // uniform within the group
     const uint16_t* const row = logits + (live ? token : 0) * a.row_stride;
@@ -775,7 +779,13 @@ __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_s
     // a dependent chain of 16 instructions).
     uint32_t at_floor[8];
 #pragma unroll
-    for (int j = 0; j < 8; ++j) at_floor[j] = (own[j] >> 9) >= floor_q ? 1u : 0u;
+    for (int j = 0; j < 8; ++j) {
+      // The 4 x 32 shape compares whole keys with the floor's (q >= floor_q exactly where key >=
+      // floor_q << 9; floor_q < 2^23): no shift a key. (Part of BENCHMARKS.md 67; the wider shapes
+      // keep their code, whose schedules moved with such changes before.)
+      if constexpr (Select) at_floor[j] = (own[j] >> 9) >= floor_q ? 1u : 0u;
+      else at_floor[j] = own[j] >= (floor_q << 9) ? 1u : 0u;
+    }
     const uint32_t own_in_band = ((at_floor[0] + at_floor[1]) + (at_floor[2] + at_floor[3])) +
                                  ((at_floor[4] + at_floor[5]) + (at_floor[6] + at_floor[7]));
     const bool own_complete = kKeys == 8 || own_in_band < 8u;
@@ -969,13 +979,36 @@ __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_s
       }
       sum = ts_split_bias_slot_sum<kRanks>(my_weights, mine, w, rank, k, a.renormalize && live);
     }
+    const auto store_ranks = [&] {
 #pragma unroll
-    for (int i = 0; i < kRanks; ++i) {
-      if (live && mine[i] != 0u) {
-        const int64_t o = token * k + rank[i];
-        a.weights[o] = ts_final_weight(w[i], sum, a.renormalize != 0, a.scale);
-        a.indices[o] = static_cast<int32_t>(expert[i]);
+      for (int i = 0; i < kRanks; ++i) {
+        if (live && mine[i] != 0u) {
+          const int64_t o = token * k + rank[i];
+          a.weights[o] = ts_final_weight(w[i], sum, a.renormalize != 0, a.scale);
+          a.indices[o] = static_cast<int32_t>(expert[i]);
+        }
       }
+    };
+    // The 4 x 32 shape at k = 8 stores a lane's two ranks, 2 * lane and 2 * lane + 1 wherever the
+    // ranks are static (!counted), as one 8-byte weight pair and one index pair: two stores and one
+    // address instead of four and two. Elsewhere (a counted warp, a rank left empty, outputs
+    // only 4-byte aligned) one rank at a time. H200, T=65536 bf16 k=8 with bias, seeds 1-4, one
+    // call, together with the whole-key floor compare above: E128 12.42-12.51 -> 12.12-12.26 us
+    // (the stores alone 12.23-12.35). The same stores on the vector selection's shapes cost E256
+    // 0.07-0.17 us, so only here (BENCHMARKS.md 67).
+    if constexpr (FixedK == 8 && kRanks == 2 && !Select) {
+      if (pair_stores && !counted && live && mine[0] != 0u && mine[1] != 0u) {
+        const int64_t o = token * 8 + 2 * lane;
+        *reinterpret_cast<float2*>(a.weights + o) =
+            make_float2(ts_final_weight(w[0], sum, a.renormalize != 0, a.scale),
+                        ts_final_weight(w[1], sum, a.renormalize != 0, a.scale));
+        *reinterpret_cast<int2*>(a.indices + o) =
+            make_int2(static_cast<int32_t>(expert[0]), static_cast<int32_t>(expert[1]));
+      } else {
+        store_ranks();
+      }
+    } else {
+      store_ranks();
     }
     if constexpr (!kWarpExact && !kEarlyBand) {
       if (in_group_band && lane == 0) band_count[group_in_block] = 0;
