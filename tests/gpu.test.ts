@@ -646,6 +646,61 @@ gpuDescribe("GPU backends are byte-identical to the host backend", () => {
         }
   }, 600_000);
 
+  // Outputs 4 bytes off 8- and 16-byte alignment (allowed: the C API asks for 4): kernels that store
+  // two or four ranks at once test both pointers first and store one rank at a time where either
+  // is off (the split bias kernel's 4 x 32 shape at k = 8, plain and Hint forms; the thread and lane
+  // kernels' vector stores). Each pointer off alone and both; the host's bytes either way.
+  test("outputs 4 bytes off 8- and 16-byte alignment: the host's bytes (paired and vector stores fall back)", () => {
+    const sms = info?.multiprocessors ?? 132;
+    const cases = [
+      { experts: 128, tokens: 384 * sms + 3, bias: true }, // split bias 4 x 32, Hint form
+      { experts: 72, tokens: 130 * sms + 5, bias: true }, // split bias 4 x 32, plain form
+      { experts: 128, tokens: 4096, bias: false },
+      { experts: 256, tokens: 64 * sms, bias: false },
+      { experts: 32, tokens: 2048, bias: false },
+    ];
+    let i = 0;
+    for (const { experts, tokens, bias } of cases) {
+      i++;
+      const logits = makeLogits(3100 + i, tokens, experts, experts, "bf16");
+      const base = {
+        experts,
+        topk: 8,
+        dtype: "bf16" as const,
+        renormalize: true,
+        scale: 1.5,
+        ...(bias ? { bias: makeBias(3100 + i, experts) } : {}),
+      };
+      using host = createRouter({ ...base, backend: "host" });
+      const expected = host.route(logits, { tokens });
+      using router = createRouter(base);
+      const outBytes = tokens * 8 * 4;
+      using dLogits = DeviceBuffer.from(logits);
+      using weightsRoom = DeviceBuffer.alloc(outBytes + 16);
+      using indicesRoom = DeviceBuffer.alloc(outBytes + 16);
+      for (const [weightsOff, indicesOff] of [
+        [4, 0],
+        [0, 4],
+        [4, 12],
+      ] as const) {
+        weightsRoom.fill(0xff); // poison: NaN weights, index -1
+        indicesRoom.fill(0xff);
+        using weights = DeviceBuffer.wrap(Number(weightsRoom.pointer) + weightsOff, outBytes);
+        using indices = DeviceBuffer.wrap(Number(indicesRoom.pointer) + indicesOff, outBytes);
+        router.routeDevice(dLogits, tokens, { weights, indices });
+        synchronize();
+        const got = {
+          weights: weights.download(new Float32Array(tokens * 8)),
+          indices: indices.download(new Int32Array(tokens * 8)),
+        };
+        const diff = firstDifference(8, got, expected);
+        expect(
+          diff ? `${router.backend} E=${experts} T=${tokens} offsets ${weightsOff}/${indicesOff}: ${diff}` : undefined,
+        ).toBeUndefined();
+      }
+    }
+  }, 300_000);
+
   // The exhaustive checks: CUDA programs (tests/<name>.cu) built with nvcc for this card, each
   // printing one JSON line about all 2^32 fp32 inputs.
   const nvcc = Bun.which("nvcc") ?? (process.env.CUDA_HOME ? `${process.env.CUDA_HOME}/bin/nvcc` : undefined);
