@@ -114,6 +114,57 @@ function warpAndAutoDifference(
   return undefined;
 }
 
+/**
+ * Routes bf16 rows (case i = 1, 2, ...: the benchmark's rows of seed + i, k = 8, renormalized,
+ * scale 1.5, the benchmark's bias where asked) on `auto` into outputs placed 4 bytes off 8-byte
+ * alignment (the weights, the indices, then both, the indices 12 bytes in) and compares them with
+ * the host's. The first difference, or undefined.
+ */
+function offsetOutputsDifference(
+  seed: number,
+  cases: { experts: number; tokens: number; bias: boolean }[],
+): string | undefined {
+  let i = 0;
+  for (const { experts, tokens, bias } of cases) {
+    i++;
+    const logits = makeLogits(seed + i, tokens, experts, experts, "bf16");
+    const base = {
+      experts,
+      topk: 8,
+      dtype: "bf16" as const,
+      renormalize: true,
+      scale: 1.5,
+      ...(bias ? { bias: makeBias(seed + i, experts) } : {}),
+    };
+    using host = createRouter({ ...base, backend: "host" });
+    const expected = host.route(logits, { tokens });
+    using router = createRouter(base);
+    const outBytes = tokens * 8 * 4;
+    using dLogits = DeviceBuffer.from(logits);
+    using weightsRoom = DeviceBuffer.alloc(outBytes + 16);
+    using indicesRoom = DeviceBuffer.alloc(outBytes + 16);
+    for (const [weightsOff, indicesOff] of [
+      [4, 0],
+      [0, 4],
+      [4, 12],
+    ] as const) {
+      weightsRoom.fill(0xff); // poison: NaN weights, index -1: unwritten outputs cannot pass
+      indicesRoom.fill(0xff);
+      using weights = DeviceBuffer.wrap(Number(weightsRoom.pointer) + weightsOff, outBytes);
+      using indices = DeviceBuffer.wrap(Number(indicesRoom.pointer) + indicesOff, outBytes);
+      router.routeDevice(dLogits, tokens, { weights, indices });
+      synchronize();
+      const got = {
+        weights: weights.download(new Float32Array(tokens * 8)),
+        indices: indices.download(new Int32Array(tokens * 8)),
+      };
+      const diff = firstDifference(8, got, expected);
+      if (diff) return `${router.backend} E=${experts} T=${tokens} offsets ${weightsOff}/${indicesOff}: ${diff}`;
+    }
+  }
+  return undefined;
+}
+
 /** The bias kinds of the split bias kernel's tests (splitBiasCase); "huge" only in its own test. */
 const splitBiasKinds = ["benchmark", "large", "near-ties", "special"] as const;
 type SplitBiasKind = (typeof splitBiasKinds)[number] | "huge";
@@ -646,59 +697,34 @@ gpuDescribe("GPU backends are byte-identical to the host backend", () => {
         }
   }, 600_000);
 
-  // Outputs 4 bytes off 8- and 16-byte alignment (allowed: the C API asks for 4): kernels that store
-  // two or four ranks at once test both pointers first and store one rank at a time where either
-  // is off (the split bias kernel's 4 x 32 shape at k = 8, plain and Hint forms; the thread and lane
-  // kernels' vector stores). Each pointer off alone and both; the host's bytes either way.
+  // Outputs 4 bytes off 8- and 16-byte alignment (allowed: the C API asks for 4): the split bias
+  // kernel's 4 x 32 shape at k = 8 (plain and Hint forms) tests both pointers before its paired
+  // stores and stores one rank at a time where either is off; the split, vector select and warp
+  // kernels without a bias alongside (one rank a store).
   test("outputs 4 bytes off 8- and 16-byte alignment: the host's bytes (paired and vector stores fall back)", () => {
     const sms = info?.multiprocessors ?? 132;
-    const cases = [
+    const diff = offsetOutputsDifference(3100, [
       { experts: 128, tokens: 384 * sms + 3, bias: true }, // split bias 4 x 32, Hint form
       { experts: 72, tokens: 130 * sms + 5, bias: true }, // split bias 4 x 32, plain form
-      { experts: 128, tokens: 4096, bias: false },
-      { experts: 256, tokens: 64 * sms, bias: false },
-      { experts: 32, tokens: 2048, bias: false },
-    ];
-    let i = 0;
-    for (const { experts, tokens, bias } of cases) {
-      i++;
-      const logits = makeLogits(3100 + i, tokens, experts, experts, "bf16");
-      const base = {
-        experts,
-        topk: 8,
-        dtype: "bf16" as const,
-        renormalize: true,
-        scale: 1.5,
-        ...(bias ? { bias: makeBias(3100 + i, experts) } : {}),
-      };
-      using host = createRouter({ ...base, backend: "host" });
-      const expected = host.route(logits, { tokens });
-      using router = createRouter(base);
-      const outBytes = tokens * 8 * 4;
-      using dLogits = DeviceBuffer.from(logits);
-      using weightsRoom = DeviceBuffer.alloc(outBytes + 16);
-      using indicesRoom = DeviceBuffer.alloc(outBytes + 16);
-      for (const [weightsOff, indicesOff] of [
-        [4, 0],
-        [0, 4],
-        [4, 12],
-      ] as const) {
-        weightsRoom.fill(0xff); // poison: NaN weights, index -1
-        indicesRoom.fill(0xff);
-        using weights = DeviceBuffer.wrap(Number(weightsRoom.pointer) + weightsOff, outBytes);
-        using indices = DeviceBuffer.wrap(Number(indicesRoom.pointer) + indicesOff, outBytes);
-        router.routeDevice(dLogits, tokens, { weights, indices });
-        synchronize();
-        const got = {
-          weights: weights.download(new Float32Array(tokens * 8)),
-          indices: indices.download(new Int32Array(tokens * 8)),
-        };
-        const diff = firstDifference(8, got, expected);
-        expect(
-          diff ? `${router.backend} E=${experts} T=${tokens} offsets ${weightsOff}/${indicesOff}: ${diff}` : undefined,
-        ).toBeUndefined();
-      }
-    }
+      { experts: 128, tokens: 4096, bias: false }, // split
+      { experts: 256, tokens: 64 * sms, bias: false }, // vector select
+      { experts: 32, tokens: 2048, bias: false }, // warp
+    ]);
+    expect(diff).toBeUndefined();
+  }, 300_000);
+
+  // The same for the kernels whose k = 8 stores are 16 bytes (four ranks): the thread select
+  // kernel (E = 65..120 from 384 tokens per SM) and the lane kernel (E <= 8) test the pointers in the
+  // kernel, the staged kernel (E = 128 and 256 from 480 per SM) at its launch (hip/device_backend.hip).
+  test("outputs 4 bytes off 16-byte alignment: the thread select, staged and lane kernels", () => {
+    const sms = info?.multiprocessors ?? 132;
+    const diff = offsetOutputsDifference(3200, [
+      { experts: 96, tokens: 384 * sms + 5, bias: false }, // thread select
+      { experts: 128, tokens: 496 * sms, bias: false }, // staged
+      { experts: 256, tokens: 496 * sms + 7, bias: false }, // staged
+      { experts: 8, tokens: 4096, bias: false }, // lane
+    ]);
+    expect(diff).toBeUndefined();
   }, 300_000);
 
   // The exhaustive checks: CUDA programs (tests/<name>.cu) built with nvcc for this card, each
