@@ -598,18 +598,20 @@ __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_s
   // and its stash after them
   __shared__ uint32_t vector_key_store[Select ? (kSortKeys + (kLeanBand ? 5 : 0)) * kSplitBlock : 1];
 
-  // The bias, its largest magnitude and whether it is all finite (the fixed point's scale). The
-  // 4 x 128 shape holds each thread's values in registers and reduces their magnitudes' bits a warp
-  // at a time into one slot per warp: two barriers, no shared atomics, one read of each value (a
-  // largest magnitude of 0x7f800000 or more is exactly a non-finite bias). H200, T=65536 bf16 k=8,
-  // seeds 1-4 in one call: E512 29.70-34.14 -> 29.19-33.45 us; on the other shapes it cost E128
-  // 0.5 us and E384 0.1-0.3 (E256 the same), so they keep the three-barrier form below.
+  // The bias, its largest magnitude and whether it is all finite (the fixed point's scale). Each
+  // thread holds its values in registers; each warp reduces their magnitudes' bits into one slot,
+  // and after a barrier one more reduction over the slots gives every thread the block's largest
+  // (a largest magnitude of 0x7f800000 or more is exactly a non-finite bias): two barriers, no
+  // shared-memory atomics, one read of each value. H200, T=65536 bf16 k=8, seeds 1-4 against the
+  // three-barrier form below: E256 0.16-0.33 us faster, E128 the same, E512 with a loop over the
+  // slots 0.18-0.69 faster (BENCHMARKS.md, 68-69); the 4 x 96 shape (E384) lost 0.1-0.3 us with
+  // either reduction, so it keeps the three barriers.
   // Both forms' loops over the bias run a fixed count (blocks have kSplitMinBlock threads or more)
   // instead of a stride loop, whose trip count cost an integer division each.
   constexpr int kBiasSteps = (W * V + kSplitMinBlock - 1) / kSplitMinBlock;
   float scale;
   bool exact_only;
-  if constexpr (W * V > 384) {
+  if constexpr (W * V != 384) {
     if (threadIdx.x < kGroups) band_count[threadIdx.x] = 0;
     float held[kBiasSteps];
     uint32_t largest = 0;
@@ -622,8 +624,9 @@ __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_s
     largest = __reduce_max_sync(0xffffffffu, largest);
     if (threadIdx.x % TS_WAVE == 0) warp_largest_abs_bits[threadIdx.x / TS_WAVE] = largest;
     __syncthreads();
-    for (int w = 0; w < static_cast<int>(blockDim.x) / TS_WAVE; ++w)
-      largest = ts_umax(largest, warp_largest_abs_bits[w]);
+    const int slot = static_cast<int>(threadIdx.x % TS_WAVE);
+    largest = slot < static_cast<int>(blockDim.x) / TS_WAVE ? warp_largest_abs_bits[slot] : 0u;
+    largest = __reduce_max_sync(0xffffffffu, largest);
     exact_only = largest >= 0x7f800000u;  // uniform
     scale = ts_split_bias_scale(ts_bits_float(exact_only ? 0u : largest));
 #pragma unroll
