@@ -603,9 +603,10 @@ __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_s
   // and after a barrier one more reduction over the slots gives every thread the block's largest
   // (a largest magnitude of 0x7f800000 or more is exactly a non-finite bias): two barriers, no
   // shared-memory atomics, one read of each value. H200, T=65536 bf16 k=8, seeds 1-4 against the
-  // three-barrier form below: E256 0.16-0.33 us faster, E128 the same, E512 with a loop over the
-  // slots 0.18-0.69 faster (BENCHMARKS.md, 68-69); the 4 x 96 shape (E384) lost 0.1-0.3 us with
-  // either reduction, so it keeps the three barriers.
+  // three-barrier form below: E256 0.11-0.33 us faster, E128 the same; E512, with a loop over the
+  // slots, 0.18-0.69 faster, and with the reduction 0.10 slower than with the loop on average of
+  // eight pairs (BENCHMARKS.md, 68-69); the 4 x 96 shape (E384) lost up to 0.3 us with either,
+  // so it keeps the three barriers.
   // Both forms' loops over the bias run a fixed count (blocks have kSplitMinBlock threads or more)
   // instead of a stride loop, whose trip count cost an integer division each.
   constexpr int kBiasSteps = (W * V + kSplitMinBlock - 1) / kSplitMinBlock;
@@ -624,9 +625,14 @@ __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_s
     largest = __reduce_max_sync(0xffffffffu, largest);
     if (threadIdx.x % TS_WAVE == 0) warp_largest_abs_bits[threadIdx.x / TS_WAVE] = largest;
     __syncthreads();
-    const int slot = static_cast<int>(threadIdx.x % TS_WAVE);
-    largest = slot < static_cast<int>(blockDim.x) / TS_WAVE ? warp_largest_abs_bits[slot] : 0u;
-    largest = __reduce_max_sync(0xffffffffu, largest);
+    if constexpr (W * V > 384) {  // 4 x 128: a loop over the slots (the form measured there)
+      for (int w = 0; w < static_cast<int>(blockDim.x) / TS_WAVE; ++w)
+        largest = ts_umax(largest, warp_largest_abs_bits[w]);
+    } else {
+      const int slot = static_cast<int>(threadIdx.x % TS_WAVE);
+      largest = slot < static_cast<int>(blockDim.x) / TS_WAVE ? warp_largest_abs_bits[slot] : 0u;
+      largest = __reduce_max_sync(0xffffffffu, largest);
+    }
     exact_only = largest >= 0x7f800000u;  // uniform
     scale = ts_split_bias_scale(ts_bits_float(exact_only ? 0u : largest));
 #pragma unroll
