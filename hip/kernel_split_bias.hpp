@@ -558,8 +558,8 @@ __global__ void __launch_bounds__(kSplitBlock, ts_split_bias_device_blocks_per_s
   __shared__ float bias_fixed[W * V];            // b * scale - C (+ scale / 2 with Select), NaN past E
   __shared__ uint64_t rank_key[kGroups * 8];          // per group: the winners' exact keys
   __shared__ float rank_weight[kGroups * 8];          // per group: weights by exact rank
-  __shared__ uint32_t largest_abs_bits, non_finite;
-  __shared__ uint32_t warp_largest_abs_bits[kSplitBlock / TS_WAVE];  // 4 x 128: each warp's largest |b| bits
+  __shared__ uint32_t largest_abs_bits, non_finite;                   // the three-barrier setup (4 x 96)
+  __shared__ uint32_t warp_largest_abs_bits[kSplitBlock / TS_WAVE];  // the two-barrier one: each warp's largest |b|
   __shared__ uint32_t band_count[kGroups];                      // per group: the band's size
   __shared__ uint16_t band_expert[kGroups * kSplitBiasBandCap];  // per group: the band's experts
   __shared__ uint64_t band_key[kGroups * kSplitBiasBandCap];     // ... their exact keys
